@@ -1,0 +1,1 @@
+//! Raw DPDK bindings (generated at build time).

@@ -1,0 +1,1 @@
+//! The daemon configuration file (TOML) and its validation.

@@ -1,0 +1,1 @@
+//! The control plane: authoritative state, snapshots and the control socket.
