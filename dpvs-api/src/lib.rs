@@ -1,5 +1,21 @@
 //! The control protocol between `dpvs-ctl` and the `dpvs` daemon, and the domain names both
 //! sides share: protocol, scheduler, forwarding mode, service key.
+//!
+//! - [`proto`]: the messages ([`Request`], [`Response`]) and their versioned one-line JSON
+//!   encoding (the wire format is documented there); [`serve_line`] is the daemon's per-line
+//!   entry point.
+//! - [`client`]: a blocking client ([`call`], [`Client`]) for the Unix control socket.
+//! - [`net`]: MAC addresses and `ADDR/LEN` prefixes, parsed the same way by the CLI, the
+//!   config file and the daemon.
+#![forbid(unsafe_code)]
+
+pub mod client;
+pub mod net;
+pub mod proto;
+
+pub use client::{Client, ClientError, call};
+pub use net::{MacAddr, host_bits_set, max_prefix_len, parse_prefix};
+pub use proto::*;
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -128,7 +144,9 @@ impl FromStr for Forward {
             "dr" => Ok(Forward::Dr),
             "tun" => Ok(Forward::Tun),
             "nat" => Ok(Forward::Nat),
-            _ => Err(format!("unknown forwarding mode {s:?} (expected fnat, dr, tun or nat)")),
+            _ => Err(format!(
+                "unknown forwarding mode {s:?} (expected fnat, dr, tun or nat)"
+            )),
         }
     }
 }
@@ -154,10 +172,14 @@ impl FromStr for ServiceKey {
             .split_once(':')
             .ok_or_else(|| format!("invalid service {s:?} (expected PROTO:VIP:PORT)"))?;
         let proto: Proto = proto.parse()?;
-        let addr: SocketAddr = rest
-            .parse()
-            .map_err(|_| format!("invalid service {s:?} (expected PROTO:VIP:PORT, IPv6 as [ADDR]:PORT)"))?;
-        Ok(ServiceKey { proto, vip: addr.ip(), port: addr.port() })
+        let addr: SocketAddr = rest.parse().map_err(|_| {
+            format!("invalid service {s:?} (expected PROTO:VIP:PORT, IPv6 as [ADDR]:PORT)")
+        })?;
+        Ok(ServiceKey {
+            proto,
+            vip: addr.ip(),
+            port: addr.port(),
+        })
     }
 }
 

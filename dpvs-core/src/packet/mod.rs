@@ -1,3 +1,24 @@
 //! Packet views: bounds-checked, zero-copy header access and in-place rewrites.
+//!
+//! Hand-rolled fixed-offset reads (`from_be_bytes` on checked slices, no `unsafe`, no
+//! allocation, no panic on any input): [`parse`](parse::parse) summarises a frame once into a
+//! `Copy` [`Packet`], and the rewrite modules ([`nat`], [`arp`], [`icmp`], [`tcp`]) edit the
+//! frame in place from that summary, patching checksums incrementally where they can.
+pub mod arp;
+pub mod checksum;
+pub mod ether;
 pub mod frame;
+pub mod icmp;
+pub mod ipv4;
+pub mod nat;
+pub mod parse;
+pub mod tcp;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
+
+pub use ether::MacAddr;
 pub use frame::{Frame, VecFrame};
+pub use parse::{ArpInfo, Ipv4Info, L3, L4, Packet, TcpInfo, parse, tcp_flags_valid};

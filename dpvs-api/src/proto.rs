@@ -1,0 +1,892 @@
+//! The messages of the control protocol and their line encoding.
+//!
+//! # Wire format
+//! One JSON object per line (UTF-8, `\n`-terminated) in each direction; a connection may carry
+//! several request/response pairs, answered in order. Every message carries
+//! [`PROTOCOL_VERSION`] so that a mismatched `dpvs-ctl`/`dpvs` pair fails with a clear message
+//! instead of a confusing parse error.
+//!
+//! A request is `{"version":1,"request":{"op":"<snake_case op>","args":<op arguments>}}`; ops
+//! without arguments omit `args`:
+//! ```json
+//! {"version":1,"request":{"op":"rs_add","args":{"service":"tcp:10.0.0.100:80","rs":{"addr":"192.168.10.11:8080","weight":3}}}}
+//! {"version":1,"request":{"op":"stats"}}
+//! ```
+//! A response is `{"version":1,"ok":{"type":"<snake_case kind>","data":<payload>}}` or
+//! `{"version":1,"error":"<one line>"}`:
+//! ```json
+//! {"version":1,"ok":{"type":"done"}}
+//! {"version":1,"ok":{"type":"addrs","data":[{"addr":"10.0.0.1","prefix_len":24,"port":"dpdk0"}]}}
+//! {"version":1,"error":"no such service tcp:10.0.0.100:80"}
+//! ```
+//! Readers ignore unknown fields, so a newer daemon may add fields without a version bump;
+//! removing or retyping a field needs a new version.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::{Add, AddAssign};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Forward, MacAddr, Proto, Sched, ServiceKey};
+
+/// The version this build speaks; requests and responses with another version are refused.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// The longest request line a server should accept (a request is small; this bounds memory
+/// spent on a misbehaving client).
+pub const MAX_REQUEST_BYTES: usize = 1 << 20;
+
+/// The longest response line a client accepts (a connection dump can be large).
+pub const MAX_RESPONSE_BYTES: usize = 256 << 20;
+
+/// One request as sent on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestEnvelope {
+    pub version: u32,
+    pub request: Request,
+}
+
+impl RequestEnvelope {
+    /// Wraps `request` with this build's protocol version.
+    pub fn new(request: Request) -> Self {
+        RequestEnvelope {
+            version: PROTOCOL_VERSION,
+            request,
+        }
+    }
+}
+
+/// What the client asks the daemon to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "args", rename_all = "snake_case")]
+pub enum Request {
+    /// Create a service; fails if it exists.
+    ServiceAdd(ServiceSpec),
+    /// Change the scheduler / default forwarding mode of an existing service.
+    ServiceEdit(ServiceSpec),
+    /// Remove a service with its real servers and local addresses.
+    ServiceDel {
+        service: ServiceKey,
+    },
+    /// List services; `stats` asks for traffic counters too.
+    ServiceList {
+        stats: bool,
+    },
+    /// Add a real server; `rs.forward: None` means the service's mode.
+    RsAdd {
+        service: ServiceKey,
+        rs: RsSpec,
+    },
+    /// Change a real server's weight (0 drains it); `rs.forward: None` leaves its mode as is.
+    RsEdit {
+        service: ServiceKey,
+        rs: RsSpec,
+    },
+    /// Remove a real server; its existing connections expire naturally.
+    RsDel {
+        service: ServiceKey,
+        addr: SocketAddr,
+    },
+    /// Add a FullNAT local address to a service; `port` is the DPDK port it leaves by
+    /// (`None`: chosen by route lookup).
+    LaddrAdd {
+        service: ServiceKey,
+        addr: IpAddr,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<String>,
+    },
+    LaddrDel {
+        service: ServiceKey,
+        addr: IpAddr,
+    },
+    /// List local addresses, of one service or of all.
+    LaddrList {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<ServiceKey>,
+    },
+    /// Add one of the daemon's own addresses (answered by ARP) on a DPDK port.
+    AddrAdd {
+        addr: IpAddr,
+        prefix_len: u8,
+        port: String,
+    },
+    AddrDel {
+        addr: IpAddr,
+    },
+    AddrList,
+    RouteAdd(RouteSpec),
+    RouteDel {
+        prefix: IpAddr,
+        prefix_len: u8,
+    },
+    RouteList,
+    /// Add a static neighbour entry.
+    NeighAdd {
+        addr: IpAddr,
+        mac: MacAddr,
+        port: String,
+    },
+    NeighDel {
+        addr: IpAddr,
+    },
+    NeighList,
+    /// Dump connections (of one service, at most `limit` of them).
+    ConnList {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<ServiceKey>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Per-worker counters.
+    Stats,
+    /// DPDK ports and how packets are steered on them.
+    LinkList,
+}
+
+/// A virtual service's definition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    pub key: ServiceKey,
+    pub sched: Sched,
+    /// Forwarding mode of real servers that do not override it.
+    pub forward: Forward,
+}
+
+/// A real server's definition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RsSpec {
+    pub addr: SocketAddr,
+    /// 0..=65535; 0 drains (no new connections).
+    pub weight: u32,
+    /// Per-server override of the service's forwarding mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<Forward>,
+}
+
+/// A route: traffic to `prefix/prefix_len` leaves by `port`, to `via` if given (else the
+/// destination is on link), with source address `src` when the daemon originates packets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSpec {
+    pub prefix: IpAddr,
+    pub prefix_len: u8,
+    pub port: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<IpAddr>,
+}
+
+/// One response as sent on the wire: `{"version":1,"ok":...}` or `{"version":1,"error":"..."}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "WireResponse", try_from = "WireResponse")]
+pub struct ResponseEnvelope {
+    pub version: u32,
+    pub result: Result<Response, String>,
+}
+
+impl ResponseEnvelope {
+    /// Wraps a result with this build's protocol version; an error is flattened to one line.
+    pub fn new(result: Result<Response, String>) -> Self {
+        ResponseEnvelope {
+            version: PROTOCOL_VERSION,
+            result: result.map_err(|e| one_line(&e)),
+        }
+    }
+}
+
+/// The serialized shape of [`ResponseEnvelope`]: exactly one of `ok` and `error` is present.
+#[derive(Serialize, Deserialize)]
+struct WireResponse {
+    version: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ok: Option<Response>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+impl From<ResponseEnvelope> for WireResponse {
+    fn from(env: ResponseEnvelope) -> Self {
+        let (ok, error) = match env.result {
+            Ok(r) => (Some(r), None),
+            Err(e) => (None, Some(one_line(&e))),
+        };
+        WireResponse {
+            version: env.version,
+            ok,
+            error,
+        }
+    }
+}
+
+impl TryFrom<WireResponse> for ResponseEnvelope {
+    type Error = String;
+    fn try_from(w: WireResponse) -> Result<Self, String> {
+        let result = match (w.ok, w.error) {
+            (Some(r), None) => Ok(r),
+            (None, Some(e)) => Err(e),
+            _ => return Err("a response needs exactly one of `ok` and `error`".into()),
+        };
+        Ok(ResponseEnvelope {
+            version: w.version,
+            result,
+        })
+    }
+}
+
+/// The daemon's answer to a successful request.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", content = "data", rename_all = "snake_case")]
+pub enum Response {
+    /// The change was applied.
+    Done,
+    Services(Vec<ServiceInfo>),
+    Laddrs(Vec<LaddrInfo>),
+    Addrs(Vec<AddrInfo>),
+    Routes(Vec<RouteSpec>),
+    Neighs(Vec<NeighInfo>),
+    Conns(Vec<ConnInfo>),
+    Stats(StatsInfo),
+    Links(Vec<LinkInfo>),
+}
+
+/// A service as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInfo {
+    pub key: ServiceKey,
+    pub sched: Sched,
+    pub forward: Forward,
+    #[serde(default)]
+    pub laddrs: Vec<IpAddr>,
+    #[serde(default)]
+    pub rs: Vec<RsInfo>,
+    /// Present when the list was asked with `stats: true`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Counters>,
+}
+
+/// A real server as listed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RsInfo {
+    pub addr: SocketAddr,
+    pub weight: u32,
+    /// The effective forwarding mode (the override or the service's).
+    pub forward: Forward,
+    /// Connections in ESTABLISHED state (ipvsadm's ActiveConn).
+    pub active_conns: u64,
+    /// Connections in any other state (ipvsadm's InActConn).
+    pub inactive_conns: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<Counters>,
+}
+
+/// Traffic counters of a service or real server, summed over workers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Counters {
+    pub conns: u64,
+    pub in_pkts: u64,
+    pub out_pkts: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+}
+
+impl Add for Counters {
+    type Output = Counters;
+    /// Wrapping, because counters are free-running and summing must never panic.
+    fn add(self, o: Counters) -> Counters {
+        Counters {
+            conns: self.conns.wrapping_add(o.conns),
+            in_pkts: self.in_pkts.wrapping_add(o.in_pkts),
+            out_pkts: self.out_pkts.wrapping_add(o.out_pkts),
+            in_bytes: self.in_bytes.wrapping_add(o.in_bytes),
+            out_bytes: self.out_bytes.wrapping_add(o.out_bytes),
+        }
+    }
+}
+
+impl AddAssign for Counters {
+    fn add_assign(&mut self, o: Counters) {
+        *self = *self + o;
+    }
+}
+
+/// A FullNAT local address of a service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaddrInfo {
+    pub service: ServiceKey,
+    pub addr: IpAddr,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<String>,
+}
+
+/// One of the daemon's own addresses.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddrInfo {
+    pub addr: IpAddr,
+    pub prefix_len: u8,
+    pub port: String,
+}
+
+/// How a neighbour entry came to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NeighKind {
+    /// Configured (config file or `neigh add`); never expires.
+    Static,
+    /// Learnt from ARP/ND traffic.
+    Learnt,
+}
+
+impl NeighKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            NeighKind::Static => "static",
+            NeighKind::Learnt => "learnt",
+        }
+    }
+}
+
+/// A neighbour (ARP/ND) entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NeighInfo {
+    pub addr: IpAddr,
+    pub mac: MacAddr,
+    pub port: String,
+    pub kind: NeighKind,
+}
+
+/// One connection, as seen by the worker that owns it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnInfo {
+    pub proto: Proto,
+    pub client: SocketAddr,
+    pub vip: SocketAddr,
+    /// The FullNAT local endpoint; `None` in DR/TUN/NAT modes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub laddr: Option<SocketAddr>,
+    pub rs: SocketAddr,
+    /// Protocol state in LVS spelling, e.g. `ESTABLISHED`, `SYN_RECV`, `UDP`.
+    pub state: String,
+    pub expires_in_s: u32,
+    pub worker: u16,
+}
+
+/// Counters of one worker lcore.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct WorkerStats {
+    pub id: u16,
+    pub lcore: u32,
+    pub rx_pkts: u64,
+    pub tx_pkts: u64,
+    pub conns_active: u64,
+    pub conns_created: u64,
+    /// Packets handed to the kernel twin.
+    pub kernel_pkts: u64,
+    /// Packets received from other workers' steering rings.
+    pub ring_in: u64,
+    /// Packets handed to other workers because they own them.
+    pub ring_out: u64,
+    /// TSC cycles of loop iterations that carried packets, and the packets they carried
+    /// (`busy_cycles / busy_pkts` is the worker's cost per packet, as testpmd's
+    /// `--record-core-cycles`).
+    #[serde(default)]
+    pub busy_cycles: u64,
+    #[serde(default)]
+    pub busy_pkts: u64,
+    /// Dropped packets by reason (the engine's drop reason names).
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// Sums over all workers.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StatsTotals {
+    pub rx_pkts: u64,
+    pub tx_pkts: u64,
+    pub conns_active: u64,
+    pub conns_created: u64,
+    pub kernel_pkts: u64,
+    pub ring_in: u64,
+    pub ring_out: u64,
+    pub drops: u64,
+}
+
+/// The answer to [`Request::Stats`].
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StatsInfo {
+    pub workers: Vec<WorkerStats>,
+    pub total: StatsTotals,
+    /// Drops by reason, summed over workers.
+    pub drops_total: BTreeMap<String, u64>,
+    /// Mbufs of the packet pool currently allocated (in queues, rings, buffers, in flight).
+    #[serde(default)]
+    pub mbuf_in_use: u64,
+    /// Size of the packet pool.
+    #[serde(default)]
+    pub mbuf_capacity: u64,
+}
+
+impl StatsInfo {
+    /// Builds the answer from per-worker counters, computing the totals so that the daemon
+    /// and every client agree on them.
+    pub fn from_workers(workers: Vec<WorkerStats>) -> Self {
+        let mut total = StatsTotals::default();
+        let mut drops_total = BTreeMap::new();
+        for w in &workers {
+            total.rx_pkts = total.rx_pkts.wrapping_add(w.rx_pkts);
+            total.tx_pkts = total.tx_pkts.wrapping_add(w.tx_pkts);
+            total.conns_active = total.conns_active.wrapping_add(w.conns_active);
+            total.conns_created = total.conns_created.wrapping_add(w.conns_created);
+            total.kernel_pkts = total.kernel_pkts.wrapping_add(w.kernel_pkts);
+            total.ring_in = total.ring_in.wrapping_add(w.ring_in);
+            total.ring_out = total.ring_out.wrapping_add(w.ring_out);
+            for (reason, n) in &w.drops {
+                let sum: &mut u64 = drops_total.entry(reason.clone()).or_default();
+                *sum = sum.wrapping_add(*n);
+                total.drops = total.drops.wrapping_add(*n);
+            }
+        }
+        StatsInfo {
+            workers,
+            total,
+            drops_total,
+            mbuf_in_use: 0,
+            mbuf_capacity: 0,
+        }
+    }
+}
+
+/// A DPDK port.
+#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LinkInfo {
+    /// The configured name, e.g. `dpdk0`.
+    pub name: String,
+    /// The EAL device string (vdev arguments or PCI address).
+    pub device: String,
+    pub port_id: u16,
+    pub mac: MacAddr,
+    pub driver: String,
+    pub link_up: bool,
+    /// 0 when the driver does not say.
+    #[serde(default)]
+    pub speed_mbps: u32,
+    pub rx_queues: u16,
+    pub tx_queues: u16,
+    /// How packets reach their owning worker, e.g. `rss` or `software (spsc rings)`.
+    pub steering: String,
+    /// The kernel twin (TAP) device, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kni: Option<String>,
+    pub rx_pkts: u64,
+    pub tx_pkts: u64,
+    #[serde(default)]
+    pub rx_bytes: u64,
+    #[serde(default)]
+    pub tx_bytes: u64,
+    pub rx_missed: u64,
+    #[serde(default)]
+    pub rx_errors: u64,
+    #[serde(default)]
+    pub tx_errors: u64,
+    pub rx_nombuf: u64,
+}
+
+/// Serializes a request as one line (no trailing newline).
+pub fn encode_request(req: &RequestEnvelope) -> String {
+    // Serializing these plain data types cannot fail (no maps with non-string keys).
+    serde_json::to_string(req).unwrap_or_default()
+}
+
+/// Serializes a response as one line (no trailing newline).
+pub fn encode_response(resp: &ResponseEnvelope) -> String {
+    serde_json::to_string(resp).unwrap_or_default()
+}
+
+/// Parses one request line. The error is one line, meant to be sent back to the client as
+/// `{"error": ...}`. The version is checked before the body so that a newer client sending an
+/// op this daemon does not know is told about the version, not about the op.
+pub fn decode_request(line: &str) -> Result<RequestEnvelope, String> {
+    let value = parse_versioned(line, "request", "the daemon")?;
+    serde_json::from_value(value)
+        .map_err(|e| format!("invalid request: {}", one_line(&e.to_string())))
+}
+
+/// Parses one response line, checking the version first (see [`decode_request`]).
+pub fn decode_response(line: &str) -> Result<ResponseEnvelope, String> {
+    let value = parse_versioned(line, "response", "this client")?;
+    serde_json::from_value(value)
+        .map_err(|e| format!("invalid response: {}", one_line(&e.to_string())))
+}
+
+/// Parses JSON and checks its `version` field; `what` names the message and `me` the reader in
+/// errors.
+fn parse_versioned(line: &str, what: &str, me: &str) -> Result<serde_json::Value, String> {
+    let value: serde_json::Value = serde_json::from_str(line.trim_end())
+        .map_err(|e| format!("malformed {what}: {}", one_line(&e.to_string())))?;
+    let version = value
+        .get("version")
+        .ok_or_else(|| format!("malformed {what}: no protocol version"))?;
+    match version.as_u64() {
+        Some(v) if v == u64::from(PROTOCOL_VERSION) => Ok(value),
+        Some(v) => Err(format!(
+            "protocol version mismatch: the {what} is version {v} but {me} speaks version {PROTOCOL_VERSION}"
+        )),
+        None => Err(format!(
+            "malformed {what}: version {version} is not a number"
+        )),
+    }
+}
+
+/// Answers one request line with one response line (no trailing newline): decodes it, runs
+/// `handle` on a well-formed request, and wraps the outcome. This is all a server needs per
+/// line, so decoding errors are reported the same way by every server.
+pub fn serve_line(line: &str, handle: impl FnOnce(Request) -> Result<Response, String>) -> String {
+    let result = decode_request(line).and_then(|env| handle(env.request));
+    encode_response(&ResponseEnvelope::new(result))
+}
+
+/// Collapses line breaks, since the protocol and the CLI promise one-line errors.
+pub fn one_line(s: &str) -> String {
+    if !s.contains(['\n', '\r']) {
+        return s.to_string();
+    }
+    s.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc() -> ServiceKey {
+        "tcp:10.0.0.100:80".parse().unwrap()
+    }
+
+    fn all_requests() -> Vec<Request> {
+        let ip: IpAddr = "192.168.10.200".parse().unwrap();
+        let rs = RsSpec {
+            addr: "192.168.10.11:8080".parse().unwrap(),
+            weight: 3,
+            forward: None,
+        };
+        let spec = ServiceSpec {
+            key: svc(),
+            sched: Sched::Rr,
+            forward: Forward::Fnat,
+        };
+        let route = RouteSpec {
+            prefix: "192.168.10.0".parse().unwrap(),
+            prefix_len: 24,
+            port: "dpdk0".into(),
+            via: Some("10.0.0.254".parse().unwrap()),
+            src: None,
+        };
+        vec![
+            Request::ServiceAdd(spec.clone()),
+            Request::ServiceEdit(spec),
+            Request::ServiceDel { service: svc() },
+            Request::ServiceList { stats: true },
+            Request::RsAdd {
+                service: svc(),
+                rs: rs.clone(),
+            },
+            Request::RsEdit {
+                service: svc(),
+                rs: RsSpec {
+                    forward: Some(Forward::Dr),
+                    ..rs
+                },
+            },
+            Request::RsDel {
+                service: svc(),
+                addr: "192.168.10.11:8080".parse().unwrap(),
+            },
+            Request::LaddrAdd {
+                service: svc(),
+                addr: ip,
+                port: Some("dpdk1".into()),
+            },
+            Request::LaddrAdd {
+                service: svc(),
+                addr: ip,
+                port: None,
+            },
+            Request::LaddrDel {
+                service: svc(),
+                addr: ip,
+            },
+            Request::LaddrList { service: None },
+            Request::LaddrList {
+                service: Some(svc()),
+            },
+            Request::AddrAdd {
+                addr: ip,
+                prefix_len: 32,
+                port: "dpdk0".into(),
+            },
+            Request::AddrDel { addr: ip },
+            Request::AddrList,
+            Request::RouteAdd(route),
+            Request::RouteDel {
+                prefix: "192.168.10.0".parse().unwrap(),
+                prefix_len: 24,
+            },
+            Request::RouteList,
+            Request::NeighAdd {
+                addr: ip,
+                mac: "02:00:00:00:00:11".parse().unwrap(),
+                port: "p".into(),
+            },
+            Request::NeighDel { addr: ip },
+            Request::NeighList,
+            Request::ConnList {
+                service: Some(svc()),
+                limit: Some(10),
+            },
+            Request::ConnList {
+                service: None,
+                limit: None,
+            },
+            Request::Stats,
+            Request::LinkList,
+        ]
+    }
+
+    #[test]
+    fn every_request_round_trips() {
+        for req in all_requests() {
+            let line = encode_request(&RequestEnvelope::new(req.clone()));
+            assert!(!line.contains('\n'));
+            assert_eq!(decode_request(&line).unwrap().request, req, "{line}");
+        }
+    }
+
+    #[test]
+    fn request_wire_shape() {
+        let req = Request::RsAdd {
+            service: svc(),
+            rs: RsSpec {
+                addr: "192.168.10.11:8080".parse().unwrap(),
+                weight: 3,
+                forward: None,
+            },
+        };
+        assert_eq!(
+            encode_request(&RequestEnvelope::new(req)),
+            r#"{"version":1,"request":{"op":"rs_add","args":{"service":"tcp:10.0.0.100:80","rs":{"addr":"192.168.10.11:8080","weight":3}}}}"#
+        );
+        assert_eq!(
+            encode_request(&RequestEnvelope::new(Request::Stats)),
+            r#"{"version":1,"request":{"op":"stats"}}"#
+        );
+    }
+
+    fn sample_responses() -> Vec<Response> {
+        let counters = Counters {
+            conns: 1,
+            in_pkts: 2,
+            out_pkts: 3,
+            in_bytes: 4,
+            out_bytes: 5,
+        };
+        let mut w = WorkerStats {
+            id: 0,
+            lcore: 1,
+            rx_pkts: 10,
+            ..Default::default()
+        };
+        w.drops.insert("no_route".into(), 2);
+        vec![
+            Response::Done,
+            Response::Services(vec![ServiceInfo {
+                key: svc(),
+                sched: Sched::Wrr,
+                forward: Forward::Fnat,
+                laddrs: vec!["192.168.10.200".parse().unwrap()],
+                rs: vec![RsInfo {
+                    addr: "192.168.10.11:8080".parse().unwrap(),
+                    weight: 1,
+                    forward: Forward::Fnat,
+                    active_conns: 3,
+                    inactive_conns: 0,
+                    stats: Some(counters),
+                }],
+                stats: Some(counters),
+            }]),
+            Response::Laddrs(vec![LaddrInfo {
+                service: svc(),
+                addr: "192.168.10.200".parse().unwrap(),
+                port: None,
+            }]),
+            Response::Addrs(vec![AddrInfo {
+                addr: "10.0.0.1".parse().unwrap(),
+                prefix_len: 24,
+                port: "dpdk0".into(),
+            }]),
+            Response::Routes(vec![]),
+            Response::Neighs(vec![NeighInfo {
+                addr: "192.168.10.11".parse().unwrap(),
+                mac: MacAddr([2, 0, 0, 0, 0, 0x11]),
+                port: "dpdk1".into(),
+                kind: NeighKind::Learnt,
+            }]),
+            Response::Conns(vec![ConnInfo {
+                proto: Proto::Tcp,
+                client: "10.0.0.2:40000".parse().unwrap(),
+                vip: "10.0.0.100:80".parse().unwrap(),
+                laddr: Some("192.168.10.200:1028".parse().unwrap()),
+                rs: "192.168.10.11:8080".parse().unwrap(),
+                state: "ESTABLISHED".into(),
+                expires_in_s: 899,
+                worker: 1,
+            }]),
+            Response::Stats(StatsInfo::from_workers(vec![w])),
+            Response::Links(vec![LinkInfo {
+                name: "dpdk0".into(),
+                ..Default::default()
+            }]),
+        ]
+    }
+
+    #[test]
+    fn every_response_round_trips() {
+        for resp in sample_responses() {
+            let env = ResponseEnvelope::new(Ok(resp));
+            let line = encode_response(&env);
+            assert!(!line.contains('\n'));
+            assert_eq!(decode_response(&line).unwrap(), env, "{line}");
+        }
+        let err = ResponseEnvelope::new(Err("no such\nservice".into()));
+        let line = encode_response(&err);
+        assert_eq!(line, r#"{"version":1,"error":"no such; service"}"#);
+        assert_eq!(decode_response(&line).unwrap(), err);
+    }
+
+    #[test]
+    fn response_wire_shape() {
+        let addrs = Response::Addrs(vec![AddrInfo {
+            addr: "10.0.0.1".parse().unwrap(),
+            prefix_len: 24,
+            port: "dpdk0".into(),
+        }]);
+        assert_eq!(
+            encode_response(&ResponseEnvelope::new(Ok(addrs))),
+            r#"{"version":1,"ok":{"type":"addrs","data":[{"addr":"10.0.0.1","prefix_len":24,"port":"dpdk0"}]}}"#
+        );
+        assert_eq!(
+            encode_response(&ResponseEnvelope::new(Ok(Response::Done))),
+            r#"{"version":1,"ok":{"type":"done"}}"#
+        );
+    }
+
+    #[test]
+    fn wrong_version_is_refused_before_the_body() {
+        let e = decode_request(r#"{"version":2,"request":{"op":"frobnicate"}}"#).unwrap_err();
+        assert_eq!(
+            e,
+            "protocol version mismatch: the request is version 2 but the daemon speaks version 1"
+        );
+        let e = decode_response(r#"{"version":0,"ok":{"type":"done"}}"#).unwrap_err();
+        assert!(e.contains("response is version 0 but this client"), "{e}");
+        let e = decode_request(r#"{"request":{"op":"stats"}}"#).unwrap_err();
+        assert_eq!(e, "malformed request: no protocol version");
+        let e = decode_request(r#"{"version":"1","request":{"op":"stats"}}"#).unwrap_err();
+        assert!(e.contains("not a number"), "{e}");
+    }
+
+    #[test]
+    fn malformed_lines_give_one_line_errors() {
+        for (line, want) in [
+            ("", "malformed request: "),
+            ("{not json", "malformed request: "),
+            ("[1,2]", "malformed request: no protocol version"),
+            (
+                r#"{"version":1,"request":{"op":"frobnicate"}}"#,
+                "invalid request: unknown variant",
+            ),
+            (
+                r#"{"version":1,"request":{"op":"service_del","args":{}}}"#,
+                "invalid request: missing field `service`",
+            ),
+            (
+                r#"{"version":1,"request":{"op":"service_del","args":{"service":"tcp:1.2.3.4"}}}"#,
+                "invalid request: invalid service",
+            ),
+        ] {
+            let e = decode_request(line).unwrap_err();
+            assert!(e.starts_with(want), "{line:?} gave {e:?}");
+            assert!(!e.contains('\n'));
+        }
+        let e = decode_response(r#"{"version":1}"#).unwrap_err();
+        assert!(e.contains("exactly one of"), "{e}");
+        let e = decode_response(r#"{"version":1,"ok":{"type":"done"},"error":"x"}"#).unwrap_err();
+        assert!(e.contains("exactly one of"), "{e}");
+    }
+
+    #[test]
+    fn serve_line_wraps_handler_and_decode_errors() {
+        let ok = serve_line(r#"{"version":1,"request":{"op":"addr_list"}}"#, |req| {
+            assert_eq!(req, Request::AddrList);
+            Ok(Response::Addrs(vec![]))
+        });
+        assert_eq!(ok, r#"{"version":1,"ok":{"type":"addrs","data":[]}}"#);
+        let err = serve_line("garbage", |_| unreachable!());
+        assert!(
+            err.starts_with(r#"{"version":1,"error":"malformed request: "#),
+            "{err}"
+        );
+        let err = serve_line(r#"{"version":1,"request":{"op":"stats"}}"#, |_| {
+            Err("stats unavailable".into())
+        });
+        assert_eq!(err, r#"{"version":1,"error":"stats unavailable"}"#);
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored_for_forward_compatibility() {
+        let line = r#"{"version":1,"ok":{"type":"addrs","data":[{"addr":"10.0.0.1","prefix_len":24,"port":"dpdk0","scope":"global"}]},"trace":"x"}"#;
+        assert!(decode_response(line).unwrap().result.is_ok());
+    }
+
+    #[test]
+    fn stats_totals_are_sums() {
+        let mut a = WorkerStats {
+            id: 0,
+            rx_pkts: 5,
+            tx_pkts: 1,
+            ..Default::default()
+        };
+        a.drops.insert("bad_csum".into(), 1);
+        a.drops.insert("no_route".into(), 2);
+        let mut b = WorkerStats {
+            id: 1,
+            rx_pkts: 7,
+            conns_active: 3,
+            ..Default::default()
+        };
+        b.drops.insert("no_route".into(), 4);
+        let s = StatsInfo::from_workers(vec![a, b]);
+        assert_eq!(s.total.rx_pkts, 12);
+        assert_eq!(s.total.conns_active, 3);
+        assert_eq!(s.total.drops, 7);
+        assert_eq!(s.drops_total["no_route"], 6);
+        assert_eq!(s.drops_total["bad_csum"], 1);
+    }
+
+    #[test]
+    fn counters_add() {
+        let a = Counters {
+            conns: 1,
+            in_pkts: 2,
+            out_pkts: 3,
+            in_bytes: 4,
+            out_bytes: u64::MAX,
+        };
+        let mut b = a;
+        b += a;
+        assert_eq!(b.conns, 2);
+        assert_eq!(b.out_bytes, u64::MAX - 1);
+    }
+}

@@ -1,0 +1,331 @@
+//! The `dpvs` daemon: start EAL and the ports from the config, build the first snapshot,
+//! serve the control socket, run the workers until SIGINT/SIGTERM.
+
+mod lcore;
+mod ports;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+
+use crate::config::{self, Config, Workers};
+use crate::control::handler::{Control, Detached};
+use crate::control::publish::Publisher;
+use crate::control::server::{self, lock};
+use crate::control::state::{ControlState, PortState};
+use crate::dpdk::{Eal, Launched, Mempool, Ring, RingConsumer, RingProducer, launch};
+use crate::engine::stats::Stats;
+use crate::engine::worker::{Command, Event, Worker, WorkerLimits};
+use crate::packet::MacAddr;
+
+pub use lcore::BURST;
+use lcore::{Lcore, RxPort, TxPorts};
+use ports::{DpdkDataplane, OpenPort};
+
+/// Counter slots for services plus real servers.
+const STAT_SLOTS: usize = 4096;
+/// Packets a steering ring holds.
+const RING_SIZE: u32 = 1024;
+/// Commands queued per worker.
+const COMMAND_QUEUE: usize = 16;
+/// Neighbour events queued from all workers.
+const EVENT_QUEUE: usize = 1024;
+
+/// The daemon's command line.
+#[derive(Debug, clap::Parser)]
+#[command(
+    name = "dpvs",
+    version,
+    about = "DPVS-RS: a DPDK layer-4 load balancer"
+)]
+pub struct Args {
+    /// The configuration file (TOML).
+    #[arg(long, short = 'c')]
+    pub config: PathBuf,
+    /// The control socket (overrides `[control] ipc`).
+    #[arg(long)]
+    pub ipc: Option<PathBuf>,
+    /// Log level: error, warn, info, debug, trace (or a tracing filter).
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+}
+
+/// Runs the daemon until a signal asks it to stop. The error is the one-line reason to exit.
+pub fn run(args: Args) -> Result<(), String> {
+    let cfg = config::load(&args.config).map_err(|e| e.to_string())?;
+    let ipc = args.ipc.clone().unwrap_or_else(|| cfg.control.ipc.clone());
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop))
+            .map_err(|e| format!("cannot handle signals: {e}"))?;
+    }
+    let eal_args = eal_args(&cfg);
+    tracing::info!(args = ?eal_args, "starting EAL");
+    let eal = Eal::init(&eal_args).map_err(|e| format!("EAL: {e}"))?;
+    let workers = cfg.workers.count();
+    let worker_lcores = eal.worker_lcores();
+    if worker_lcores.len() < workers {
+        return Err(format!(
+            "workers: {workers} workers need {workers} EAL worker lcores but EAL has {} (check [eal] args)",
+            worker_lcores.len()
+        ));
+    }
+    let pool = Mempool::create(&eal, "dpvs_pkt", mbuf_count(&cfg), 256, None)
+        .map_err(|e| format!("mempool: {e}"))?;
+    let mut ports = ports::open_all(&eal, &cfg, workers, pool)?;
+    let queues = (0..workers)
+        .map(|w| ports::take_queues(&mut ports, w))
+        .collect::<Result<Vec<_>, _>>()?;
+    let lcores = &worker_lcores[..workers];
+    let stats = Arc::new(Stats::new(workers, STAT_SLOTS));
+    let (control, ends) = build_control(&cfg, ports, pool, lcores, Arc::clone(&stats))?;
+    let control = Arc::new(Mutex::new(control));
+    let socket = server::serve(&ipc, Arc::clone(&control))?;
+    let launched = launch_workers(
+        &eal,
+        &cfg,
+        queues,
+        pool,
+        lcores,
+        &control,
+        &stats,
+        ends.commands,
+        &ends.events,
+        &stop,
+    )?;
+    let events = spawn_event_thread(Arc::clone(&control), Arc::clone(&stop), ends.events_rx);
+    tracing::info!(ipc = %ipc.display(), workers, "dpvs is running");
+    while !stop.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_millis(100));
+    }
+    tracing::info!("shutting down");
+    shutdown(eal, launched, events, &control, socket)
+}
+
+/// EAL arguments: the config's, plus an lcore map and a file prefix when it has none.
+fn eal_args(cfg: &Config) -> Vec<String> {
+    let mut args = cfg.eal_args.clone();
+    let has = |args: &[String], flags: &[&str]| {
+        args.iter().any(|a| {
+            flags
+                .iter()
+                .any(|f| a == f || a.starts_with(&format!("{f}=")))
+        })
+    };
+    if !has(&args, &["-l", "--lcores", "-c"]) {
+        args.push("--lcores".into());
+        args.push(lcore_map(&cfg.workers, cpu_count()));
+    }
+    if !has(&args, &["--file-prefix"]) {
+        args.push(format!("--file-prefix={}", cfg.control.instance));
+    }
+    args
+}
+
+fn cpu_count() -> usize {
+    thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// `--lcores` value: lcore 0 (main, mostly idle) on CPU 0, worker `i` on the configured CPU or
+/// spread over the CPUs starting at CPU 1 (several lcores may share a CPU on small machines).
+fn lcore_map(workers: &Workers, cpus: usize) -> String {
+    let worker_cpus: Vec<usize> = match workers {
+        Workers::Cpus(list) => list.iter().map(|c| *c as usize).collect(),
+        Workers::Count(n) => (0..usize::from(*n))
+            .map(|i| (i + 1) % cpus.max(1))
+            .collect(),
+    };
+    let mut map = vec!["0@0".to_string()];
+    map.extend(
+        worker_cpus
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{}@{c}", i + 1)),
+    );
+    map.join(",")
+}
+
+/// Mbufs for every descriptor of every queue, the steering rings, the pending queues and the
+/// per-lcore caches, with room to spare.
+fn mbuf_count(cfg: &Config) -> u32 {
+    let w = cfg.workers.count() as u32;
+    let desc: u32 = cfg
+        .ports
+        .iter()
+        .map(|p| (u32::from(p.rx_desc) + u32::from(p.tx_desc)) * w)
+        .sum();
+    let rings = w * w.saturating_sub(1) * RING_SIZE;
+    let pending = w * (PENDING_PER_HOP * PENDING_HOPS) as u32;
+    (desc + rings + pending + (w + 1) * 512 + 4096).next_power_of_two() - 1
+}
+
+const PENDING_PER_HOP: usize = 32;
+const PENDING_HOPS: usize = 64;
+
+/// What each worker gets from the control side: its command queue and the event sender.
+struct WorkerEnds {
+    commands: Vec<Receiver<Command>>,
+    events: Sender<Event>,
+    events_rx: Receiver<Event>,
+}
+
+fn build_control(
+    cfg: &Config,
+    ports: Vec<OpenPort>,
+    pool: &'static Mempool,
+    lcores: &[u32],
+    stats: Arc<Stats>,
+) -> Result<(Control, WorkerEnds), String> {
+    let port_states = ports
+        .iter()
+        .map(|p| PortState {
+            name: p.name.clone(),
+            id: p.port.id(),
+            mac: MacAddr(p.port.mac()),
+        })
+        .collect();
+    let mut state = ControlState::new(port_states, cfg.timeouts, STAT_SLOTS as u32);
+    state.apply_config(cfg)?;
+    let publisher = Publisher::new(state.snapshot(), state.neigh_table());
+    let (cmd_tx, cmd_rx): (Vec<_>, Vec<_>) = lcores.iter().map(|_| bounded(COMMAND_QUEUE)).unzip();
+    let (events, events_rx) = bounded(EVENT_QUEUE);
+    let dataplane = DpdkDataplane::new(ports, pool, lcores.to_vec());
+    let control = Control {
+        state,
+        publisher,
+        stats,
+        commands: cmd_tx,
+        dataplane: Box::new(dataplane),
+    };
+    Ok((
+        control,
+        WorkerEnds {
+            commands: cmd_rx,
+            events,
+            events_rx,
+        },
+    ))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn launch_workers(
+    eal: &Eal,
+    cfg: &Config,
+    queues: Vec<ports::WorkerQueues>,
+    pool: &'static Mempool,
+    lcores: &[u32],
+    control: &Arc<Mutex<Control>>,
+    stats: &Arc<Stats>,
+    commands: Vec<Receiver<Command>>,
+    events: &Sender<Event>,
+    stop: &Arc<AtomicBool>,
+) -> Result<Vec<Launched>, String> {
+    let n = lcores.len();
+    let (mut to, mut from) = rings(eal, n)?;
+    let cycles_per_ms = eal.tsc_hz() / 1000;
+    let limits = WorkerLimits {
+        conns: cfg.max_conns_per_worker as usize,
+        pending_per_hop: PENDING_PER_HOP,
+        pending_hops: PENDING_HOPS,
+    };
+    let mut launched = Vec::new();
+    for (w, ((lcore, cmds), (rx, tx))) in lcores.iter().zip(commands).zip(queues).enumerate() {
+        let worker = Worker::new(
+            w as u16,
+            n as u16,
+            limits,
+            Arc::clone(stats),
+            events.clone(),
+            cmds,
+        );
+        let job = Lcore {
+            worker,
+            workers: n as u16,
+            rx: rx
+                .into_iter()
+                .map(|(port, queue)| RxPort { port, queue })
+                .collect(),
+            tx: TxPorts::new(tx, pool, Arc::clone(stats), w),
+            to: std::mem::take(&mut to[w]),
+            from: std::mem::take(&mut from[w]),
+            readers: lock(control).publisher.readers(),
+            stats: Arc::clone(stats),
+            stop: Arc::clone(stop),
+            cycles_per_ms,
+        };
+        launched
+            .push(launch(eal, *lcore, move || job.run()).map_err(|e| format!("worker {w}: {e}"))?);
+    }
+    Ok(launched)
+}
+
+/// One SPSC ring per ordered pair of workers: `to[w][o]` is worker `w`'s producer towards
+/// `o`, `from[o]` holds the consumers of everything sent to `o`.
+type RingMatrix = (Vec<Vec<Option<RingProducer>>>, Vec<Vec<RingConsumer>>);
+
+fn rings(eal: &Eal, n: usize) -> Result<RingMatrix, String> {
+    let mut to: Vec<Vec<Option<RingProducer>>> =
+        (0..n).map(|_| (0..n).map(|_| None).collect()).collect();
+    let mut from: Vec<Vec<RingConsumer>> = (0..n).map(|_| Vec::new()).collect();
+    for (w, row) in to.iter_mut().enumerate() {
+        for (o, slot) in row.iter_mut().enumerate().filter(|(o, _)| *o != w) {
+            let (p, c) = Ring::create(eal, &format!("dpvs_steer_{w}_{o}"), RING_SIZE)
+                .map_err(|e| format!("ring: {e}"))?;
+            *slot = Some(p);
+            from[o].push(c);
+        }
+    }
+    Ok((to, from))
+}
+
+/// Takes workers' neighbour learnings and retires old snapshots.
+fn spawn_event_thread(
+    control: Arc<Mutex<Control>>,
+    stop: Arc<AtomicBool>,
+    events: Receiver<Event>,
+) -> Option<thread::JoinHandle<()>> {
+    thread::Builder::new()
+        .name("dpvs-events".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(e) = events.recv_timeout(Duration::from_millis(200)) {
+                    lock(&control).on_event(e);
+                }
+                lock(&control).publisher.reclaim();
+            }
+        })
+        .ok()
+}
+
+fn shutdown(
+    eal: Eal,
+    launched: Vec<Launched>,
+    event_thread: Option<thread::JoinHandle<()>>,
+    control: &Arc<Mutex<Control>>,
+    socket: server::ControlSocket,
+) -> Result<(), String> {
+    let mut failed = Vec::new();
+    for (w, l) in launched.into_iter().enumerate() {
+        if let Err(e) = l.wait() {
+            failed.push(format!("worker {w}: {e}"));
+        }
+    }
+    if let Some(t) = event_thread {
+        let _ = t.join();
+    }
+    drop(socket);
+    // Ports and queues must be gone before EAL unmaps its memory.
+    lock(control).dataplane = Box::new(Detached);
+    if let Err(e) = eal.shutdown() {
+        tracing::warn!("EAL cleanup: {e}");
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(failed.join("; "))
+    }
+}

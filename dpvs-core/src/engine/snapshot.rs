@@ -1,0 +1,100 @@
+//! The immutable configuration a worker reads: built by the control plane, published through
+//! `arc-swap`, loaded once per burst. Everything a worker looks up per packet is precomputed
+//! here (schedules, address kinds), so the fast path only reads.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use dpvs_api::{Forward, ServiceKey};
+use hashbrown::HashMap;
+
+use crate::engine::route::RouteTable;
+use crate::engine::sched::Schedule;
+use crate::engine::tcp_state::Timeouts;
+use crate::packet::ether::MacAddr;
+
+/// A DPDK port as the engine sees it.
+#[derive(Clone, Debug)]
+pub struct PortConf {
+    pub name: String,
+    pub mac: MacAddr,
+}
+
+/// What one of our own IPv4 addresses is for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LocalAddr {
+    /// The port it lives on (ARP is answered there).
+    pub port: u16,
+    /// A FullNAT local address: replies from real servers arrive here.
+    pub is_laddr: bool,
+}
+
+/// A real server of a service.
+#[derive(Clone, Debug)]
+pub struct RealServer {
+    pub addr: SocketAddrV4,
+    pub weight: u32,
+    pub forward: Forward,
+    /// Counter slot (`stats::Stats`), stable for the real server's life.
+    pub slot: u32,
+}
+
+/// A virtual service.
+#[derive(Clone, Debug)]
+pub struct Service {
+    pub key: ServiceKey,
+    /// Counter slot, also the index of the worker's scheduler cursors for this service.
+    pub slot: u32,
+    pub forward: Forward,
+    pub schedule: Schedule,
+    pub rs: Vec<RealServer>,
+    /// FullNAT local addresses, used round-robin.
+    pub laddrs: Vec<Ipv4Addr>,
+}
+
+/// Service lookup key: (IP protocol, VIP, port).
+pub type ServiceIndexKey = (u8, u32, u16);
+
+/// One published configuration.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// Increases with every publication; workers compare it to notice changes.
+    pub generation: u64,
+    /// Indexed by DPDK port id.
+    pub ports: Vec<Option<PortConf>>,
+    pub local: HashMap<u32, LocalAddr>,
+    pub services: Vec<Service>,
+    pub service_index: HashMap<ServiceIndexKey, u32>,
+    pub routes: RouteTable,
+    pub timeouts: Timeouts,
+}
+
+impl Snapshot {
+    #[inline]
+    pub fn port(&self, id: u16) -> Option<&PortConf> {
+        self.ports.get(usize::from(id)).and_then(Option::as_ref)
+    }
+
+    #[inline]
+    pub fn local(&self, ip: Ipv4Addr) -> Option<LocalAddr> {
+        self.local.get(&ip.to_bits()).copied()
+    }
+
+    #[inline]
+    pub fn service(&self, proto: u8, vip: Ipv4Addr, port: u16) -> Option<&Service> {
+        let i = *self.service_index.get(&(proto, vip.to_bits(), port))?;
+        self.services.get(i as usize)
+    }
+
+    /// An address of ours on `port` to use as the source of ARP requests for `target`:
+    /// one in the same subnet by the connected route, else any on that port.
+    pub fn arp_source(&self, port: u16, target: Ipv4Addr) -> Option<Ipv4Addr> {
+        if let Some(src) = self.routes.lookup(target).and_then(|r| r.src) {
+            return Some(src);
+        }
+        self.local
+            .iter()
+            .filter(|(_, l)| l.port == port && !l.is_laddr)
+            .map(|(ip, _)| Ipv4Addr::from_bits(*ip))
+            .min()
+    }
+}

@@ -1,0 +1,701 @@
+//! What a worker does to each packet it owns: ARP and ICMP for our addresses, connection
+//! lookup, scheduling of new connections, the FullNAT rewrite, next-hop resolution.
+//!
+//! Generic over [`Frame`], so the same code runs on DPDK mbufs in the daemon and on
+//! [`crate::packet::VecFrame`] in tests and benches. Nothing here allocates, locks, logs or
+//! makes a syscall per packet.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+use hashbrown::HashMap;
+
+use crate::drop::DropReason;
+use crate::engine::conn::{Conn, ConnId, ConnTable, Dir, InsertError, Tuple};
+use crate::engine::laddr::{PortPool, port_owner};
+use crate::engine::neigh::{NeighTable, PendingQueue};
+use crate::engine::snapshot::{LocalAddr, Service, Snapshot};
+use crate::engine::stats::{Stats, WorkerCounters};
+use crate::engine::tcp_state::{self, TcpState};
+use crate::packet::ether::{MacAddr, set_macs};
+use crate::packet::parse::{self, Ipv4Info, L3, L4, Packet};
+use crate::packet::{Frame, arp, icmp, nat, tcp};
+
+const PROTO_ICMP: u8 = 1;
+const PROTO_TCP: u8 = 6;
+const PROTO_UDP: u8 = 17;
+const ICMP_ECHO_REQUEST: u8 = 8;
+
+/// Where a worker's output goes: the TX buffers of its ports, and the mempool for packets it
+/// generates (ARP requests).
+pub trait Output<F> {
+    /// Queues `f` for transmission on `port`.
+    fn tx(&mut self, port: u16, f: F);
+    /// A fresh empty frame, or `None` when the pool is empty.
+    fn alloc(&mut self) -> Option<F>;
+}
+
+/// What a worker tells the control plane.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An ARP packet showed `ip` at `mac` behind `port`.
+    NeighLearned {
+        ip: Ipv4Addr,
+        mac: MacAddr,
+        port: u16,
+    },
+}
+
+/// A connection as reported to the control plane.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnView {
+    pub proto: u8,
+    pub client: SocketAddrV4,
+    pub vip: SocketAddrV4,
+    pub laddr: SocketAddrV4,
+    pub rs: SocketAddrV4,
+    pub state: &'static str,
+    pub expires_in_ms: u32,
+    pub svc_slot: u32,
+}
+
+/// Requests the control plane sends a worker; each carries its reply channel.
+#[derive(Debug)]
+pub enum Command {
+    /// Up to `limit` connections, of one service slot if given.
+    ListConns {
+        svc_slot: Option<u32>,
+        limit: usize,
+        reply: Sender<Vec<ConnView>>,
+    },
+    /// Removes the connections to a deleted real server; replies with how many.
+    FlushRs { rs_slot: u32, reply: Sender<usize> },
+    /// Removes the connections of a deleted service; replies with how many.
+    FlushService { svc_slot: u32, reply: Sender<usize> },
+}
+
+/// The read-only context of one burst.
+pub struct Ctx<'a> {
+    pub snap: &'a Snapshot,
+    pub neigh: &'a NeighTable,
+    /// Engine time in milliseconds (wraps).
+    pub now_ms: u32,
+}
+
+/// Sizes of a worker's tables, all taken at construction.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerLimits {
+    pub conns: usize,
+    pub pending_per_hop: usize,
+    pub pending_hops: usize,
+}
+
+impl Default for WorkerLimits {
+    fn default() -> Self {
+        WorkerLimits {
+            conns: 1 << 20,
+            pending_per_hop: 32,
+            pending_hops: 256,
+        }
+    }
+}
+
+/// A worker's private state.
+pub struct Worker<F> {
+    id: u16,
+    workers: u16,
+    conns: ConnTable,
+    pools: HashMap<u32, PortPool>,
+    /// Per service slot: scheduler cursor and local-address cursor.
+    cursors: Box<[(u32, u32)]>,
+    pending: PendingQueue<F>,
+    stats: Arc<Stats>,
+    events: Sender<Event>,
+    commands: Receiver<Command>,
+    seen_generation: u64,
+}
+
+/// The worker that must process a packet: the owner of its connection. `None` when any worker
+/// may (ARP, ICMP, packets that are dropped anyway).
+pub fn owner(snap: &Snapshot, workers: u16, data: &[u8]) -> Option<u16> {
+    let Ok(Packet {
+        l3: L3::Ipv4(ip), ..
+    }) = parse::parse(data)
+    else {
+        return None;
+    };
+    let (sport, dport) = match ip.l4 {
+        L4::Tcp(t) => (t.sport, t.dport),
+        L4::Udp { sport, dport } => (sport, dport),
+        _ => return None,
+    };
+    let local = snap.local(ip.dst)?;
+    if local.is_laddr {
+        return Some(port_owner(dport, workers));
+    }
+    Some(flow_owner(ip.proto, ip.src, sport, ip.dst, dport, workers))
+}
+
+/// The owner of a client flow: a symmetric-free hash of the 5-tuple, modulo the workers.
+pub fn flow_owner(
+    proto: u8,
+    src: Ipv4Addr,
+    sport: u16,
+    dst: Ipv4Addr,
+    dport: u16,
+    workers: u16,
+) -> u16 {
+    let a = (u64::from(src.to_bits()) << 32) | u64::from(dst.to_bits());
+    let b = (u64::from(sport) << 24) | (u64::from(dport) << 8) | u64::from(proto);
+    let h = (a ^ b.rotate_left(40)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    ((h >> 32) % u64::from(workers.max(1))) as u16
+}
+
+impl<F: Frame> Worker<F> {
+    pub fn new(
+        id: u16,
+        workers: u16,
+        limits: WorkerLimits,
+        stats: Arc<Stats>,
+        events: Sender<Event>,
+        commands: Receiver<Command>,
+    ) -> Self {
+        let seed = 0x5EED_0000_0000_0000
+            ^ u64::from(id).wrapping_mul(0x2545_F491_4F6C_DD1D)
+            ^ std::process::id() as u64;
+        Worker {
+            id,
+            workers,
+            conns: ConnTable::new(limits.conns, seed),
+            pools: HashMap::new(),
+            cursors: vec![(u32::MAX, 0); stats.slots()].into_boxed_slice(),
+            pending: PendingQueue::new(limits.pending_per_hop, limits.pending_hops),
+            stats,
+            events,
+            commands,
+            seen_generation: u64::MAX,
+        }
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    fn counters(&self) -> &WorkerCounters {
+        self.stats.worker(usize::from(self.id))
+    }
+
+    fn drop_pkt(&self, f: F, r: DropReason) {
+        self.counters().drop(r);
+        drop(f);
+    }
+
+    /// Work between bursts: notices a new snapshot, releases packets whose next hop got
+    /// resolved, retries ARP, expires idle connections (at most `sweep_budget` entries), and
+    /// serves control commands.
+    pub fn housekeeping(&mut self, ctx: &Ctx<'_>, sweep_budget: usize, out: &mut impl Output<F>) {
+        if ctx.snap.generation != self.seen_generation {
+            self.sync_pools(ctx.snap);
+            self.seen_generation = ctx.snap.generation;
+        }
+        self.release_pending(ctx, out);
+        self.expire(ctx.now_ms, sweep_budget);
+        while let Ok(cmd) = self.commands.try_recv() {
+            self.serve(ctx, cmd);
+        }
+    }
+
+    /// Creates the port pools of local addresses that appeared. Pools of removed addresses are
+    /// kept: their ports may still be held by live connections.
+    fn sync_pools(&mut self, snap: &Snapshot) {
+        for (ip, l) in &snap.local {
+            if l.is_laddr && !self.pools.contains_key(ip) {
+                self.pools
+                    .insert(*ip, PortPool::new(self.id, self.workers, 1024..=65535));
+            }
+        }
+    }
+
+    fn release_pending(&mut self, ctx: &Ctx<'_>, out: &mut impl Output<F>) {
+        if self.pending.len() == 0 {
+            return;
+        }
+        let neigh = ctx.neigh;
+        let snap = ctx.snap;
+        let counters = self.stats.worker(usize::from(self.id));
+        self.pending.take_resolved(
+            |ip| neigh.get(ip).is_some(),
+            &mut |port, ip, mut f: F| match (neigh.get(ip), snap.port(port)) {
+                (Some(e), Some(p)) => {
+                    set_macs(f.data_mut(), MacAddr(e.mac), p.mac);
+                    out.tx(port, f);
+                }
+                _ => counters.drop(DropReason::NeighUnresolved),
+            },
+        );
+        let mut requests: [(u16, Ipv4Addr); 8] = [(0, Ipv4Addr::UNSPECIFIED); 8];
+        let mut n = 0;
+        self.pending.poll(
+            ctx.now_ms.into(),
+            &mut |port, ip| {
+                if n < requests.len() {
+                    requests[n] = (port, ip);
+                    n += 1;
+                }
+            },
+            &mut |f: F| {
+                counters.drop(DropReason::NeighUnresolved);
+                drop(f);
+            },
+        );
+        for &(port, ip) in &requests[..n] {
+            self.send_arp_request(ctx, port, ip, out);
+        }
+    }
+
+    fn expire(&mut self, now_ms: u32, budget: usize) {
+        let stats = &self.stats;
+        let id = usize::from(self.id);
+        let pools = &mut self.pools;
+        self.conns
+            .sweep(now_ms, budget, |c| forget_conn(stats, id, pools, c));
+    }
+
+    fn serve(&mut self, ctx: &Ctx<'_>, cmd: Command) {
+        let stats = &self.stats;
+        let id = usize::from(self.id);
+        let pools = &mut self.pools;
+        match cmd {
+            Command::ListConns {
+                svc_slot,
+                limit,
+                reply,
+            } => {
+                let list = self
+                    .conns
+                    .iter()
+                    .filter(|c| svc_slot.is_none_or(|s| u32::from(c.svc_slot) == s))
+                    .take(limit)
+                    .map(|c| view(c, ctx.now_ms))
+                    .collect();
+                let _ = reply.send(list);
+            }
+            Command::FlushRs { rs_slot, reply } => {
+                let n = self.conns.remove_where(
+                    |c| c.rs_slot == rs_slot,
+                    |c| forget_conn(stats, id, pools, c),
+                );
+                let _ = reply.send(n);
+            }
+            Command::FlushService { svc_slot, reply } => {
+                let n = self.conns.remove_where(
+                    |c| u32::from(c.svc_slot) == svc_slot,
+                    |c| forget_conn(stats, id, pools, c),
+                );
+                let _ = reply.send(n);
+            }
+        }
+    }
+
+    /// Processes one packet this worker owns (or that any worker may process).
+    pub fn process(&mut self, ctx: &Ctx<'_>, in_port: u16, f: F, out: &mut impl Output<F>) {
+        let pkt = match parse::parse(f.data()) {
+            Ok(p) => p,
+            Err(r) => return self.drop_pkt(f, r),
+        };
+        match pkt.l3 {
+            L3::Arp(_) => self.on_arp(ctx, in_port, &pkt, f, out),
+            L3::Ipv4(ip) => self.on_ipv4(ctx, &pkt, &ip, f, out),
+        }
+    }
+
+    fn on_arp(
+        &mut self,
+        ctx: &Ctx<'_>,
+        in_port: u16,
+        pkt: &Packet,
+        mut f: F,
+        out: &mut impl Output<F>,
+    ) {
+        let L3::Arp(a) = pkt.l3 else { return };
+        let (Some(_), Some(port)) = (ctx.snap.local(a.tpa), ctx.snap.port(in_port)) else {
+            return self.drop_pkt(f, DropReason::ArpIgnored);
+        };
+        self.learn(ctx, a.spa, a.sha, in_port);
+        if a.op == arp::OP_REQUEST && arp::reply_in_place(f.data_mut(), pkt, port.mac) {
+            out.tx(in_port, f);
+        }
+        // A reply to one of our requests is consumed by learning it.
+    }
+
+    fn learn(&self, ctx: &Ctx<'_>, ip: Ipv4Addr, mac: MacAddr, port: u16) {
+        if ip.is_unspecified() || mac.is_multicast() {
+            return;
+        }
+        let known = ctx
+            .neigh
+            .get(ip)
+            .is_some_and(|e| e.mac == mac.0 && e.port == port);
+        if !known {
+            // The control plane may be busy; a lost event is repeated by the next ARP packet.
+            let _ = self.events.try_send(Event::NeighLearned { ip, mac, port });
+        }
+    }
+
+    fn on_ipv4(
+        &mut self,
+        ctx: &Ctx<'_>,
+        pkt: &Packet,
+        ip: &Ipv4Info,
+        f: F,
+        out: &mut impl Output<F>,
+    ) {
+        let Some(local) = ctx.snap.local(ip.dst) else {
+            return self.drop_pkt(f, DropReason::NotOurs);
+        };
+        match ip.l4 {
+            L4::Tcp(t) if tcp::flags_valid(t.flags) => {
+                self.on_l4(ctx, pkt, ip, local, (t.sport, t.dport, t.flags), f, out)
+            }
+            L4::Tcp(_) => self.drop_pkt(f, DropReason::BadTcpFlags),
+            L4::Udp { sport, dport } => self.on_l4(ctx, pkt, ip, local, (sport, dport, 0), f, out),
+            L4::Icmp {
+                icmp_type: ICMP_ECHO_REQUEST,
+                ..
+            } if ip.proto == PROTO_ICMP => self.echo_reply(ctx, pkt, ip, f, out),
+            L4::Icmp { .. } => self.drop_pkt(f, DropReason::IcmpIgnored),
+            L4::Other => self.drop_pkt(f, DropReason::UnknownL4Proto),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_l4(
+        &mut self,
+        ctx: &Ctx<'_>,
+        pkt: &Packet,
+        ip: &Ipv4Info,
+        local: LocalAddr,
+        (sport, dport, flags): (u16, u16, u8),
+        f: F,
+        out: &mut impl Output<F>,
+    ) {
+        let tuple = Tuple {
+            proto: ip.proto,
+            src: ip.src,
+            sport,
+            dst: ip.dst,
+            dport,
+        };
+        if let Some((id, dir)) = self.conns.lookup(&tuple) {
+            return self.forward(ctx, ip, id, dir, flags, f, out);
+        }
+        let svc = if local.is_laddr {
+            None
+        } else {
+            ctx.snap.service(ip.proto, ip.dst, dport)
+        };
+        let Some(svc) = svc else {
+            return self.no_connection(ctx, pkt, local, f, out);
+        };
+        if ip.proto == PROTO_TCP && flags & (tcp::SYN | tcp::ACK) != tcp::SYN {
+            return self.no_connection(ctx, pkt, local, f, out);
+        }
+        match self.new_conn(ctx, svc, &tuple) {
+            Ok(id) => self.forward(ctx, ip, id, Dir::Inbound, flags, f, out),
+            Err(r) => self.drop_pkt(f, r),
+        }
+    }
+
+    /// A packet for a connection that does not exist. TCP is answered with a RST, as the real
+    /// server's stack would: that is how a client learns its connection was cut when its real
+    /// server is removed. Everything else is dropped.
+    fn no_connection(
+        &mut self,
+        ctx: &Ctx<'_>,
+        pkt: &Packet,
+        local: LocalAddr,
+        mut f: F,
+        out: &mut impl Output<F>,
+    ) {
+        let L3::Ipv4(ip) = pkt.l3 else { return };
+        let reason = if local.is_laddr || ip.proto == PROTO_TCP {
+            DropReason::NoConnection
+        } else {
+            DropReason::NoService
+        };
+        self.counters().drop(reason);
+        if ip.proto != PROTO_TCP {
+            return;
+        }
+        let mac = ctx.snap.port(local.port).map_or(MacAddr::ZERO, |p| p.mac);
+        match tcp::rst_reply_in_place(f.data_mut(), pkt, mac) {
+            Some(len) if f.set_len(len) => self.send_ip(ctx, ip.src, f, out),
+            _ => drop(f),
+        }
+    }
+
+    fn new_conn(&mut self, ctx: &Ctx<'_>, svc: &Service, t: &Tuple) -> Result<ConnId, DropReason> {
+        let slot = svc.slot as usize;
+        let Some(cursors) = self.cursors.get_mut(slot) else {
+            return Err(DropReason::NoRealServer);
+        };
+        if cursors.0 == u32::MAX {
+            cursors.0 = svc.schedule.start_cursor(self.id, self.workers);
+        }
+        let rs = svc
+            .schedule
+            .pick(&mut cursors.0)
+            .and_then(|i| svc.rs.get(usize::from(i)))
+            .ok_or(DropReason::NoRealServer)?;
+        let (lip, lport) = self.alloc_local_port(svc, slot)?;
+        let state = if t.proto == PROTO_TCP {
+            TcpState::None as u8
+        } else {
+            0
+        };
+        let conn = Conn {
+            cip: t.src.to_bits(),
+            vip: t.dst.to_bits(),
+            lip: lip.to_bits(),
+            rip: rs.addr.ip().to_bits(),
+            cport: t.sport,
+            vport: t.dport,
+            lport,
+            rport: rs.addr.port(),
+            rs_slot: rs.slot,
+            expires: ctx.now_ms.wrapping_add(1000),
+            svc_slot: svc.slot as u16,
+            proto: t.proto,
+            state,
+        };
+        let id = self.conns.insert(conn).map_err(|e| {
+            if let Some(p) = self.pools.get_mut(&lip.to_bits()) {
+                p.free(lport);
+            }
+            match e {
+                InsertError::Full => DropReason::ConnTableFull,
+                InsertError::Exists => DropReason::LaddrExhausted,
+            }
+        })?;
+        let w = usize::from(self.id);
+        let c = self.stats.worker(w);
+        c.conns_created.add(1);
+        c.conns_active.add(1);
+        for s in [svc.slot, rs.slot] {
+            if let Some(k) = self.stats.slot(w, s) {
+                k.conns.add(1);
+                k.inactive.add(1);
+            }
+        }
+        Ok(id)
+    }
+
+    /// A local address and port for a new FullNAT connection: the service's local addresses in
+    /// turn, the first whose pool has a free port on this worker.
+    fn alloc_local_port(
+        &mut self,
+        svc: &Service,
+        slot: usize,
+    ) -> Result<(Ipv4Addr, u16), DropReason> {
+        let n = svc.laddrs.len();
+        let start = self.cursors[slot].1 as usize;
+        for k in 0..n {
+            let lip = svc.laddrs[(start + k) % n];
+            if let Some(port) = self.pools.get_mut(&lip.to_bits()).and_then(PortPool::alloc) {
+                self.cursors[slot].1 = ((start + k + 1) % n) as u32;
+                return Ok((lip, port));
+            }
+        }
+        Err(DropReason::LaddrExhausted)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn forward(
+        &mut self,
+        ctx: &Ctx<'_>,
+        ip: &Ipv4Info,
+        id: ConnId,
+        dir: Dir,
+        flags: u8,
+        mut f: F,
+        out: &mut impl Output<F>,
+    ) {
+        let w = usize::from(self.id);
+        let c = self.conns.get_mut(id);
+        let timeout_s = if c.proto == PROTO_TCP {
+            let old = TcpState::from_u8(c.state);
+            let new = tcp_state::next_state(old, tcp_dir(dir), flags);
+            if new != old {
+                c.state = new as u8;
+                track_activity(&self.stats, w, c, old, new);
+            }
+            ctx.snap.timeouts.for_state(new)
+        } else {
+            ctx.snap.timeouts.udp
+        };
+        c.expires = ctx.now_ms.wrapping_add(timeout_s.saturating_mul(1000));
+        let (src, dst) = match dir {
+            Dir::Inbound => (sock(c.lip, c.lport), sock(c.rip, c.rport)),
+            Dir::Outbound => (sock(c.vip, c.vport), sock(c.cip, c.cport)),
+        };
+        let bytes = u64::from(ip.total_len);
+        for s in [u32::from(c.svc_slot), c.rs_slot] {
+            if let Some(k) = self.stats.slot(w, s) {
+                match dir {
+                    Dir::Inbound => {
+                        k.in_pkts.add(1);
+                        k.in_bytes.add(bytes);
+                    }
+                    Dir::Outbound => {
+                        k.out_pkts.add(1);
+                        k.out_bytes.add(bytes);
+                    }
+                }
+            }
+        }
+        match nat::rewrite_ipv4(f.data_mut(), ip, src, dst, true) {
+            Ok(()) => self.send_ip(ctx, *dst.ip(), f, out),
+            Err(r) => self.drop_pkt(f, r),
+        }
+    }
+
+    fn echo_reply(
+        &mut self,
+        ctx: &Ctx<'_>,
+        pkt: &Packet,
+        ip: &Ipv4Info,
+        mut f: F,
+        out: &mut impl Output<F>,
+    ) {
+        let mac = ctx
+            .snap
+            .local(ip.dst)
+            .and_then(|l| ctx.snap.port(l.port))
+            .map_or(MacAddr::ZERO, |p| p.mac);
+        if icmp::echo_reply_in_place(f.data_mut(), pkt, mac) {
+            self.send_ip(ctx, ip.src, f, out);
+        } else {
+            self.drop_pkt(f, DropReason::IcmpIgnored);
+        }
+    }
+
+    /// Sends an IPv4 packet towards `dst`: route, then the next hop's MAC, or park the packet
+    /// until ARP resolves it.
+    fn send_ip(&mut self, ctx: &Ctx<'_>, dst: Ipv4Addr, mut f: F, out: &mut impl Output<F>) {
+        let Some((port, hop, _src)) = ctx.snap.routes.next_hop(dst) else {
+            return self.drop_pkt(f, DropReason::NoRoute);
+        };
+        let Some(pc) = ctx.snap.port(port) else {
+            return self.drop_pkt(f, DropReason::NoRoute);
+        };
+        if let Some(e) = ctx.neigh.get(hop) {
+            set_macs(f.data_mut(), MacAddr(e.mac), pc.mac);
+            return out.tx(port, f);
+        }
+        match self.pending.push(hop, port, f, ctx.now_ms.into()) {
+            Ok(true) => self.send_arp_request(ctx, port, hop, out),
+            Ok(false) => {}
+            Err(f) => self.drop_pkt(f, DropReason::NeighPendingFull),
+        }
+    }
+
+    fn send_arp_request(
+        &mut self,
+        ctx: &Ctx<'_>,
+        port: u16,
+        target: Ipv4Addr,
+        out: &mut impl Output<F>,
+    ) {
+        let (Some(pc), Some(src_ip)) = (ctx.snap.port(port), ctx.snap.arp_source(port, target))
+        else {
+            return;
+        };
+        let Some(mut f) = out.alloc() else {
+            return self.counters().drop(DropReason::NoBuffer);
+        };
+        if !f.set_len(arp::REQUEST_LEN) {
+            return self.drop_pkt(f, DropReason::NoBuffer);
+        }
+        let len = arp::write_request(f.data_mut(), pc.mac, src_ip, target, None);
+        if f.set_len(len) {
+            out.tx(port, f);
+        }
+    }
+
+    /// The connections this worker holds.
+    pub fn conns(&self) -> &ConnTable {
+        &self.conns
+    }
+}
+
+fn tcp_dir(d: Dir) -> tcp_state::Dir {
+    match d {
+        Dir::Inbound => tcp_state::Dir::Inbound,
+        Dir::Outbound => tcp_state::Dir::Outbound,
+    }
+}
+
+fn sock(ip: u32, port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::from_bits(ip), port)
+}
+
+/// Moves a connection between ipvsadm's ActiveConn and InActConn gauges.
+fn track_activity(stats: &Stats, w: usize, c: &Conn, old: TcpState, new: TcpState) {
+    let (was, is) = (tcp_state::is_active(old), tcp_state::is_active(new));
+    if was == is {
+        return;
+    }
+    for s in [u32::from(c.svc_slot), c.rs_slot] {
+        if let Some(k) = stats.slot(w, s) {
+            if is {
+                k.active.add(1);
+                k.inactive.sub(1);
+            } else {
+                k.active.sub(1);
+                k.inactive.add(1);
+            }
+        }
+    }
+}
+
+/// Bookkeeping when a connection leaves the table: its local port goes back to the pool and
+/// the gauges go down.
+fn forget_conn(stats: &Stats, w: usize, pools: &mut HashMap<u32, PortPool>, c: &Conn) {
+    if let Some(p) = pools.get_mut(&c.lip) {
+        p.free(c.lport);
+    }
+    stats.worker(w).conns_active.sub(1);
+    let active = c.proto == PROTO_TCP && tcp_state::is_active(TcpState::from_u8(c.state));
+    for s in [u32::from(c.svc_slot), c.rs_slot] {
+        if let Some(k) = stats.slot(w, s) {
+            if active {
+                k.active.sub(1)
+            } else {
+                k.inactive.sub(1)
+            }
+        }
+    }
+}
+
+fn view(c: &Conn, now_ms: u32) -> ConnView {
+    let state = match c.proto {
+        PROTO_TCP => tcp_state::name(TcpState::from_u8(c.state)),
+        PROTO_UDP => "UDP",
+        _ => "-",
+    };
+    ConnView {
+        proto: c.proto,
+        client: sock(c.cip, c.cport),
+        vip: sock(c.vip, c.vport),
+        laddr: sock(c.lip, c.lport),
+        rs: sock(c.rip, c.rport),
+        state,
+        expires_in_ms: if c.is_expired(now_ms) {
+            0
+        } else {
+            c.expires.wrapping_sub(now_ms)
+        },
+        svc_slot: u32::from(c.svc_slot),
+    }
+}

@@ -1,0 +1,795 @@
+//! The command line (`dpvs-ctl [--ipc PATH] [-o table|json] OBJECT VERB ...`) and its
+//! translation into control requests.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use dpvs_api::{
+    Forward, MacAddr, Request, RouteSpec, RsSpec, Sched, ServiceKey, ServiceSpec, host_bits_set,
+    parse_prefix,
+};
+
+/// The socket the daemon listens on unless told otherwise.
+pub const DEFAULT_IPC: &str = "/run/dpvs/dpvs.sock";
+
+/// Control the dpvs load balancer.
+#[derive(Debug, Parser)]
+#[command(name = "dpvs-ctl", version, propagate_version = true)]
+pub struct Cli {
+    /// The daemon's control socket.
+    #[arg(long, value_name = "PATH", env = "DPVS_IPC", default_value = DEFAULT_IPC, global = true)]
+    pub ipc: PathBuf,
+    /// Output format of lists.
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table, global = true)]
+    pub output: Output,
+    #[command(subcommand)]
+    pub object: Object,
+}
+
+/// How lists are printed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// Aligned text; `service list` in `ipvsadm -ln` layout.
+    Table,
+    /// Pretty JSON of the daemon's data, for scripts.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Object {
+    /// Virtual services (PROTO:VIP:PORT).
+    Service {
+        #[command(subcommand)]
+        verb: ServiceVerb,
+    },
+    /// Real servers of a service.
+    Rs {
+        #[command(subcommand)]
+        verb: RsVerb,
+    },
+    /// FullNAT local addresses of a service.
+    Laddr {
+        #[command(subcommand)]
+        verb: LaddrVerb,
+    },
+    /// The daemon's own addresses.
+    Addr {
+        #[command(subcommand)]
+        verb: AddrVerb,
+    },
+    /// Routes.
+    Route {
+        #[command(subcommand)]
+        verb: RouteVerb,
+    },
+    /// Neighbour (ARP) entries.
+    Neigh {
+        #[command(subcommand)]
+        verb: NeighVerb,
+    },
+    /// Connections.
+    Conn {
+        #[command(subcommand)]
+        verb: ConnVerb,
+    },
+    /// Per-worker packet, connection and drop counters.
+    Stats,
+    /// DPDK ports.
+    Link {
+        #[command(subcommand)]
+        verb: LinkVerb,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceVerb {
+    /// Create a service.
+    Add {
+        /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
+        service: ServiceKey,
+        /// Scheduler: rr or wrr.
+        #[arg(long, default_value_t = Sched::Wrr)]
+        sched: Sched,
+        /// Default forwarding mode: fnat, dr, tun or nat.
+        #[arg(long, default_value_t = Forward::Fnat)]
+        forward: Forward,
+    },
+    /// Change a service's scheduler or forwarding mode (what is not given stays).
+    Edit {
+        /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
+        service: ServiceKey,
+        /// New scheduler: rr or wrr.
+        #[arg(long)]
+        sched: Option<Sched>,
+        /// New default forwarding mode: fnat, dr, tun or nat.
+        #[arg(long)]
+        forward: Option<Forward>,
+    },
+    /// Delete a service with its real servers.
+    #[command(visible_alias = "delete")]
+    Del {
+        /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
+        service: ServiceKey,
+    },
+    /// List services and real servers (`ipvsadm -ln` layout).
+    #[command(visible_alias = "ls")]
+    List {
+        /// Show traffic counters (`ipvsadm -ln --stats` layout).
+        #[arg(long)]
+        stats: bool,
+        /// Print counters in full instead of scaling them (K, M, G).
+        #[arg(long)]
+        exact: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RsVerb {
+    /// Add a real server.
+    Add {
+        /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
+        service: ServiceKey,
+        /// ADDR:PORT of the real server.
+        rs: SocketAddr,
+        /// Relative share of new connections, 0..=65535 (0 drains).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(0..=65535))]
+        weight: u32,
+        /// Override the service's forwarding mode.
+        #[arg(long)]
+        forward: Option<Forward>,
+    },
+    /// Change a real server's weight (0 drains it) or forwarding mode.
+    Edit {
+        /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
+        service: ServiceKey,
+        /// ADDR:PORT of the real server.
+        rs: SocketAddr,
+        /// New weight, 0..=65535 (0 drains: existing connections stay, no new ones).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(0..=65535))]
+        weight: u32,
+        /// New forwarding mode (default: unchanged).
+        #[arg(long)]
+        forward: Option<Forward>,
+    },
+    /// Remove a real server.
+    #[command(visible_alias = "delete")]
+    Del {
+        /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
+        service: ServiceKey,
+        /// ADDR:PORT of the real server.
+        rs: SocketAddr,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LaddrVerb {
+    /// Add a local address to a FullNAT service.
+    Add {
+        /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
+        service: ServiceKey,
+        addr: IpAddr,
+        /// DPDK port the address is used on (default: by route lookup).
+        #[arg(long)]
+        port: Option<String>,
+    },
+    /// Remove a local address.
+    #[command(visible_alias = "delete")]
+    Del {
+        /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
+        service: ServiceKey,
+        addr: IpAddr,
+    },
+    /// List local addresses (of one service).
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only this service (PROTO:VIP:PORT).
+        service: Option<ServiceKey>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AddrVerb {
+    /// Add an address (ADDR/LEN) on a DPDK port.
+    Add {
+        #[arg(value_name = "ADDR/LEN")]
+        addr: Prefix,
+        /// DPDK port name (e.g. dpdk0).
+        #[arg(long)]
+        port: String,
+    },
+    /// Remove an address.
+    #[command(visible_alias = "delete")]
+    Del { addr: IpAddr },
+    /// List addresses.
+    #[command(visible_alias = "ls")]
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RouteVerb {
+    /// Add a route to PREFIX/LEN.
+    Add {
+        #[arg(value_name = "PREFIX/LEN")]
+        prefix: NetPrefix,
+        /// DPDK port the route leaves by.
+        #[arg(long)]
+        port: String,
+        /// Gateway (default: the destination is on link).
+        #[arg(long)]
+        via: Option<IpAddr>,
+        /// Source address for packets the daemon originates on this route.
+        #[arg(long)]
+        src: Option<IpAddr>,
+    },
+    /// Remove the route to PREFIX/LEN.
+    #[command(visible_alias = "delete")]
+    Del {
+        #[arg(value_name = "PREFIX/LEN")]
+        prefix: NetPrefix,
+    },
+    /// List routes.
+    #[command(visible_alias = "ls")]
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NeighVerb {
+    /// Add a static neighbour entry.
+    Add {
+        addr: IpAddr,
+        /// xx:xx:xx:xx:xx:xx
+        mac: MacAddr,
+        /// DPDK port the neighbour is on.
+        #[arg(long)]
+        port: String,
+    },
+    /// Remove a neighbour entry.
+    #[command(visible_alias = "delete")]
+    Del { addr: IpAddr },
+    /// List neighbour entries (static and learnt).
+    #[command(visible_alias = "ls")]
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnVerb {
+    /// List connections.
+    #[command(visible_alias = "ls")]
+    List {
+        /// Only connections of this service.
+        #[arg(long)]
+        service: Option<ServiceKey>,
+        /// At most this many connections.
+        #[arg(long)]
+        limit: Option<u32>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LinkVerb {
+    /// List DPDK ports with their queues, steering and counters.
+    #[command(visible_alias = "ls")]
+    List,
+}
+
+/// `ADDR/LEN` where host bits are allowed (an interface address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prefix {
+    pub addr: IpAddr,
+    pub len: u8,
+}
+
+impl FromStr for Prefix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (addr, len) = parse_prefix(s)?;
+        Ok(Prefix { addr, len })
+    }
+}
+
+impl fmt::Display for Prefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.len)
+    }
+}
+
+/// `PREFIX/LEN` naming a network: host bits must be clear, so a typo such as `10.0.0.1/24`
+/// is caught here rather than silently meaning `10.0.0.0/24`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetPrefix(pub Prefix);
+
+impl FromStr for NetPrefix {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let p: Prefix = s.parse()?;
+        if host_bits_set(p.addr, p.len) {
+            return Err(format!(
+                "host bits set in {p} (a route prefix names a network)"
+            ));
+        }
+        Ok(NetPrefix(p))
+    }
+}
+
+/// What the command needs from the daemon.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// One request, whose response is printed.
+    Call(Request),
+    /// `service edit` with a field left out: read the service first, then write it back with
+    /// the given fields changed, since the protocol's edit carries the whole definition.
+    EditService {
+        /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
+        service: ServiceKey,
+        sched: Option<Sched>,
+        forward: Option<Forward>,
+    },
+}
+
+impl Object {
+    /// Translates the parsed command into what to ask the daemon.
+    pub fn action(&self) -> Action {
+        match self {
+            Object::Service { verb } => verb.action(),
+            Object::Rs { verb } => Action::Call(verb.request()),
+            Object::Laddr { verb } => Action::Call(verb.request()),
+            Object::Addr { verb } => Action::Call(verb.request()),
+            Object::Route { verb } => Action::Call(verb.request()),
+            Object::Neigh { verb } => Action::Call(verb.request()),
+            Object::Conn {
+                verb: ConnVerb::List { service, limit },
+            } => Action::Call(Request::ConnList {
+                service: *service,
+                limit: *limit,
+            }),
+            Object::Stats => Action::Call(Request::Stats),
+            Object::Link {
+                verb: LinkVerb::List,
+            } => Action::Call(Request::LinkList),
+        }
+    }
+}
+
+impl ServiceVerb {
+    fn action(&self) -> Action {
+        let call = |r| Action::Call(r);
+        match *self {
+            ServiceVerb::Add {
+                service,
+                sched,
+                forward,
+            } => call(Request::ServiceAdd(ServiceSpec {
+                key: service,
+                sched,
+                forward,
+            })),
+            ServiceVerb::Edit {
+                service,
+                sched: Some(sched),
+                forward: Some(forward),
+            } => call(Request::ServiceEdit(ServiceSpec {
+                key: service,
+                sched,
+                forward,
+            })),
+            ServiceVerb::Edit {
+                service,
+                sched,
+                forward,
+            } => Action::EditService {
+                service,
+                sched,
+                forward,
+            },
+            ServiceVerb::Del { service } => call(Request::ServiceDel { service }),
+            ServiceVerb::List { stats, .. } => call(Request::ServiceList { stats }),
+        }
+    }
+}
+
+impl RsVerb {
+    fn request(&self) -> Request {
+        match *self {
+            RsVerb::Add {
+                service,
+                rs,
+                weight,
+                forward,
+            } => Request::RsAdd {
+                service,
+                rs: RsSpec {
+                    addr: rs,
+                    weight,
+                    forward,
+                },
+            },
+            RsVerb::Edit {
+                service,
+                rs,
+                weight,
+                forward,
+            } => Request::RsEdit {
+                service,
+                rs: RsSpec {
+                    addr: rs,
+                    weight,
+                    forward,
+                },
+            },
+            RsVerb::Del { service, rs } => Request::RsDel { service, addr: rs },
+        }
+    }
+}
+
+impl LaddrVerb {
+    fn request(&self) -> Request {
+        match self {
+            LaddrVerb::Add {
+                service,
+                addr,
+                port,
+            } => Request::LaddrAdd {
+                service: *service,
+                addr: *addr,
+                port: port.clone(),
+            },
+            LaddrVerb::Del { service, addr } => Request::LaddrDel {
+                service: *service,
+                addr: *addr,
+            },
+            LaddrVerb::List { service } => Request::LaddrList { service: *service },
+        }
+    }
+}
+
+impl AddrVerb {
+    fn request(&self) -> Request {
+        match self {
+            AddrVerb::Add { addr, port } => Request::AddrAdd {
+                addr: addr.addr,
+                prefix_len: addr.len,
+                port: port.clone(),
+            },
+            AddrVerb::Del { addr } => Request::AddrDel { addr: *addr },
+            AddrVerb::List => Request::AddrList,
+        }
+    }
+}
+
+impl RouteVerb {
+    fn request(&self) -> Request {
+        match self {
+            RouteVerb::Add {
+                prefix: NetPrefix(p),
+                port,
+                via,
+                src,
+            } => Request::RouteAdd(RouteSpec {
+                prefix: p.addr,
+                prefix_len: p.len,
+                port: port.clone(),
+                via: *via,
+                src: *src,
+            }),
+            RouteVerb::Del {
+                prefix: NetPrefix(p),
+            } => Request::RouteDel {
+                prefix: p.addr,
+                prefix_len: p.len,
+            },
+            RouteVerb::List => Request::RouteList,
+        }
+    }
+}
+
+impl NeighVerb {
+    fn request(&self) -> Request {
+        match self {
+            NeighVerb::Add { addr, mac, port } => Request::NeighAdd {
+                addr: *addr,
+                mac: *mac,
+                port: port.clone(),
+            },
+            NeighVerb::Del { addr } => Request::NeighDel { addr: *addr },
+            NeighVerb::List => Request::NeighList,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("dpvs-ctl").chain(args.iter().copied()))
+    }
+
+    fn request(args: &[&str]) -> Request {
+        match parse(args).unwrap().object.action() {
+            Action::Call(r) => r,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn svc() -> ServiceKey {
+        "tcp:10.0.0.100:80".parse().unwrap()
+    }
+
+    #[test]
+    fn service_commands() {
+        assert_eq!(
+            request(&[
+                "service",
+                "add",
+                "tcp:10.0.0.100:80",
+                "--sched",
+                "rr",
+                "--forward",
+                "dr"
+            ]),
+            Request::ServiceAdd(ServiceSpec {
+                key: svc(),
+                sched: Sched::Rr,
+                forward: Forward::Dr
+            })
+        );
+        assert_eq!(
+            request(&["service", "add", "tcp:10.0.0.100:80"]),
+            Request::ServiceAdd(ServiceSpec {
+                key: svc(),
+                sched: Sched::Wrr,
+                forward: Forward::Fnat
+            })
+        );
+        assert_eq!(
+            request(&["service", "del", "tcp:10.0.0.100:80"]),
+            Request::ServiceDel { service: svc() }
+        );
+        assert_eq!(
+            request(&["service", "list", "--stats"]),
+            Request::ServiceList { stats: true }
+        );
+        assert_eq!(
+            request(&["service", "ls"]),
+            Request::ServiceList { stats: false }
+        );
+        assert_eq!(
+            request(&[
+                "service",
+                "edit",
+                "tcp:10.0.0.100:80",
+                "--sched",
+                "rr",
+                "--forward",
+                "nat"
+            ]),
+            Request::ServiceEdit(ServiceSpec {
+                key: svc(),
+                sched: Sched::Rr,
+                forward: Forward::Nat
+            })
+        );
+        assert_eq!(
+            parse(&["service", "edit", "tcp:10.0.0.100:80", "--sched", "rr"])
+                .unwrap()
+                .object
+                .action(),
+            Action::EditService {
+                service: svc(),
+                sched: Some(Sched::Rr),
+                forward: None
+            }
+        );
+    }
+
+    #[test]
+    fn rs_commands() {
+        let rs: SocketAddr = "192.168.10.11:8080".parse().unwrap();
+        assert_eq!(
+            request(&[
+                "rs",
+                "add",
+                "tcp:10.0.0.100:80",
+                "192.168.10.11:8080",
+                "--weight",
+                "3"
+            ]),
+            Request::RsAdd {
+                service: svc(),
+                rs: RsSpec {
+                    addr: rs,
+                    weight: 3,
+                    forward: None
+                }
+            }
+        );
+        assert_eq!(
+            request(&[
+                "rs",
+                "edit",
+                "tcp:10.0.0.100:80",
+                "192.168.10.11:8080",
+                "--weight",
+                "0",
+                "--forward",
+                "tun"
+            ]),
+            Request::RsEdit {
+                service: svc(),
+                rs: RsSpec {
+                    addr: rs,
+                    weight: 0,
+                    forward: Some(Forward::Tun)
+                }
+            }
+        );
+        assert_eq!(
+            request(&["rs", "del", "tcp:10.0.0.100:80", "192.168.10.11:8080"]),
+            Request::RsDel {
+                service: svc(),
+                addr: rs
+            }
+        );
+        assert!(
+            parse(&[
+                "rs",
+                "add",
+                "tcp:10.0.0.100:80",
+                "192.168.10.11:8080",
+                "--weight",
+                "65536"
+            ])
+            .is_err()
+        );
+        assert!(parse(&["rs", "edit", "tcp:10.0.0.100:80", "192.168.10.11:8080"]).is_err());
+    }
+
+    #[test]
+    fn address_route_neigh_commands() {
+        let ip: IpAddr = "10.0.0.100".parse().unwrap();
+        assert_eq!(
+            request(&["addr", "add", "10.0.0.100/32", "--port", "dpdk0"]),
+            Request::AddrAdd {
+                addr: ip,
+                prefix_len: 32,
+                port: "dpdk0".into()
+            }
+        );
+        assert_eq!(
+            request(&["addr", "del", "10.0.0.100"]),
+            Request::AddrDel { addr: ip }
+        );
+        assert_eq!(request(&["addr", "list"]), Request::AddrList);
+        assert_eq!(
+            request(&[
+                "route",
+                "add",
+                "192.168.10.0/24",
+                "--port",
+                "dpdk1",
+                "--via",
+                "10.0.0.254",
+                "--src",
+                "10.0.0.1"
+            ]),
+            Request::RouteAdd(RouteSpec {
+                prefix: "192.168.10.0".parse().unwrap(),
+                prefix_len: 24,
+                port: "dpdk1".into(),
+                via: Some("10.0.0.254".parse().unwrap()),
+                src: Some("10.0.0.1".parse().unwrap()),
+            })
+        );
+        assert_eq!(
+            request(&["route", "del", "0.0.0.0/0"]),
+            Request::RouteDel {
+                prefix: "0.0.0.0".parse().unwrap(),
+                prefix_len: 0
+            }
+        );
+        let e = parse(&["route", "add", "10.0.0.1/24", "--port", "dpdk0"]).unwrap_err();
+        assert!(
+            e.to_string().contains("host bits set in 10.0.0.1/24"),
+            "{e}"
+        );
+        assert_eq!(
+            request(&[
+                "neigh",
+                "add",
+                "192.168.10.11",
+                "02:00:00:00:00:11",
+                "--port",
+                "dpdk1"
+            ]),
+            Request::NeighAdd {
+                addr: "192.168.10.11".parse().unwrap(),
+                mac: "02:00:00:00:00:11".parse().unwrap(),
+                port: "dpdk1".into()
+            }
+        );
+        assert!(
+            parse(&[
+                "neigh",
+                "add",
+                "192.168.10.11",
+                "02:00:00",
+                "--port",
+                "dpdk1"
+            ])
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn laddr_conn_stats_link_commands() {
+        let ip: IpAddr = "192.168.10.200".parse().unwrap();
+        assert_eq!(
+            request(&[
+                "laddr",
+                "add",
+                "tcp:10.0.0.100:80",
+                "192.168.10.200",
+                "--port",
+                "dpdk1"
+            ]),
+            Request::LaddrAdd {
+                service: svc(),
+                addr: ip,
+                port: Some("dpdk1".into())
+            }
+        );
+        assert_eq!(
+            request(&["laddr", "del", "tcp:10.0.0.100:80", "192.168.10.200"]),
+            Request::LaddrDel {
+                service: svc(),
+                addr: ip
+            }
+        );
+        assert_eq!(
+            request(&["laddr", "list"]),
+            Request::LaddrList { service: None }
+        );
+        assert_eq!(
+            request(&["laddr", "list", "tcp:10.0.0.100:80"]),
+            Request::LaddrList {
+                service: Some(svc())
+            }
+        );
+        assert_eq!(
+            request(&[
+                "conn",
+                "list",
+                "--service",
+                "tcp:10.0.0.100:80",
+                "--limit",
+                "5"
+            ]),
+            Request::ConnList {
+                service: Some(svc()),
+                limit: Some(5)
+            }
+        );
+        assert_eq!(request(&["stats"]), Request::Stats);
+        assert_eq!(request(&["link", "list"]), Request::LinkList);
+    }
+
+    #[test]
+    fn global_options() {
+        let cli = parse(&["-o", "json", "--ipc", "/tmp/x.sock", "stats"]).unwrap();
+        assert_eq!(cli.output, Output::Json);
+        assert_eq!(cli.ipc, PathBuf::from("/tmp/x.sock"));
+        let cli = parse(&["service", "list", "-o", "json"]).unwrap();
+        assert_eq!(cli.output, Output::Json);
+        assert!(parse(&["-o", "yaml", "stats"]).is_err());
+        assert!(parse(&["service", "add", "tcp:10.0.0.100"]).is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
