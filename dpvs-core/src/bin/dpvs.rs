@@ -1,5 +1,7 @@
 //! The `dpvs` daemon.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use dpvs_core::daemon::{Args, run};
 
@@ -9,6 +11,7 @@ fn main() -> std::process::ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .init();
     match run(args) {

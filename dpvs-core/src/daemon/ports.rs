@@ -20,9 +20,12 @@ impl OpenPort {
     /// How packets reach the worker that owns them on this port.
     fn steering(&self) -> String {
         if self.nb_rxq > 1 {
-            format!("rss over {} queues, spsc rings for the rest", self.nb_rxq)
+            format!(
+                "{} rx queues spread by the driver; spsc rings to the owning worker",
+                self.nb_rxq
+            )
         } else {
-            "software: one rx queue, spsc rings to the owning worker".to_string()
+            "one rx queue; spsc rings to the owning worker".to_string()
         }
     }
 }
@@ -62,20 +65,20 @@ fn open(
     // Some virtual drivers cannot change promiscuity; frames to our own MAC arrive anyway.
     let _ = port.promiscuous(true);
     port.start().map_err(|e| what(&e))?;
-    tracing::info!(
-        port = %p.name, device = %p.device, driver = %info.driver_name,
-        rx_queues = conf.nb_rxq, tx_queues = conf.nb_txq,
-        steering = if conf.nb_rxq > 1 { "rss + rings" } else { "software rings" },
-        "port started"
-    );
-    Ok(OpenPort {
+    let open = OpenPort {
         name: p.name.clone(),
         device: p.device.clone(),
         port,
         driver: info.driver_name,
         nb_rxq: conf.nb_rxq,
         nb_txq: conf.nb_txq,
-    })
+    };
+    tracing::info!(
+        port = %open.name, device = %open.device, driver = %open.driver,
+        rx_queues = open.nb_rxq, tx_queues = open.nb_txq, steering = %open.steering(),
+        "port started"
+    );
+    Ok(open)
 }
 
 /// Attaches, configures and starts every configured port.
