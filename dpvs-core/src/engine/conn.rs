@@ -68,9 +68,19 @@ pub struct Conn {
     pub proto: u8,
     /// Protocol state (`tcp_state::TcpState as u8`; 0 for UDP).
     pub state: u8,
+    /// [`Conn::DEAD`] and future flags.
+    pub flags: u8,
 }
 
 impl Conn {
+    /// Its real server or service was deleted: the next segment in either direction is
+    /// answered by resetting both ends, and the entry goes.
+    pub const DEAD: u8 = 1;
+
+    pub fn is_dead(&self) -> bool {
+        self.flags & Self::DEAD != 0
+    }
+
     /// The tuple of packets travelling in `dir`.
     pub fn tuple(&self, dir: Dir) -> Tuple {
         match dir {
@@ -97,6 +107,9 @@ impl Conn {
         (now_ms.wrapping_sub(self.expires) as i32) >= 0
     }
 }
+
+// The table's memory budget depends on it (see the module comment).
+const _: () = assert!(std::mem::size_of::<Conn>() == 40);
 
 /// Handle to a connection in the table, valid until the connection is removed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -247,23 +260,27 @@ impl ConnTable {
         removed
     }
 
-    /// Removes every connection for which `pred` holds, handing each to `on_remove`.
-    /// Walks the whole slab: a control-plane operation, not a per-packet one.
-    pub fn remove_where(
+    /// Calls `visit` on every live connection; those for which it returns `false` are removed
+    /// and handed to `on_remove`. Walks the whole slab: a control-plane operation, never a
+    /// per-packet one. Returns how many were visited and how many removed.
+    pub fn retain_mut(
         &mut self,
-        mut pred: impl FnMut(&Conn) -> bool,
+        mut visit: impl FnMut(&mut Conn) -> bool,
         mut on_remove: impl FnMut(&Conn),
-    ) -> usize {
-        let mut removed = 0;
+    ) -> (usize, usize) {
+        let (mut seen, mut removed) = (0, 0);
         for pos in 0..self.slab.len() {
-            let c = self.slab[pos];
-            if c.proto != 0 && pred(&c) {
-                self.remove(ConnId(pos as u32));
+            if self.slab[pos].proto == 0 {
+                continue;
+            }
+            seen += 1;
+            if !visit(&mut self.slab[pos]) {
+                let c = self.remove(ConnId(pos as u32));
                 on_remove(&c);
                 removed += 1;
             }
         }
-        removed
+        (seen, removed)
     }
 
     /// The live connections, in slab order.
@@ -300,6 +317,7 @@ mod tests {
             svc_slot: 0,
             proto: 6,
             state: 1,
+            flags: 0,
         }
     }
 

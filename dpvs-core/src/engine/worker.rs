@@ -18,7 +18,7 @@ use crate::engine::neigh::{NeighTable, PendingQueue};
 use crate::engine::snapshot::{LocalAddr, Service, Snapshot};
 use crate::engine::stats::{Stats, WorkerCounters};
 use crate::engine::tcp_state::{self, TcpState};
-use crate::packet::ether::{MacAddr, set_macs};
+use crate::packet::ether::{ETH_ZLEN, MacAddr, set_macs};
 use crate::packet::parse::{self, Ipv4Info, L3, L4, Packet};
 use crate::packet::{Frame, arp, icmp, nat, tcp};
 
@@ -263,9 +263,6 @@ impl<F: Frame> Worker<F> {
     }
 
     fn serve(&mut self, ctx: &Ctx<'_>, cmd: Command) {
-        let stats = &self.stats;
-        let id = usize::from(self.id);
-        let pools = &mut self.pools;
         match cmd {
             Command::ListConns {
                 svc_slot,
@@ -282,20 +279,41 @@ impl<F: Frame> Worker<F> {
                 let _ = reply.send(list);
             }
             Command::FlushRs { rs_slot, reply } => {
-                let n = self.conns.remove_where(
-                    |c| c.rs_slot == rs_slot,
-                    |c| forget_conn(stats, id, pools, c),
-                );
+                let n = self.kill(ctx, |c| c.rs_slot == rs_slot);
                 let _ = reply.send(n);
             }
             Command::FlushService { svc_slot, reply } => {
-                let n = self.conns.remove_where(
-                    |c| u32::from(c.svc_slot) == svc_slot,
-                    |c| forget_conn(stats, id, pools, c),
-                );
+                let n = self.kill(ctx, |c| u32::from(c.svc_slot) == svc_slot);
                 let _ = reply.send(n);
             }
         }
+    }
+
+    /// Ends the connections matching `pred` after their real server or service was deleted.
+    /// Their counter slots are let go at once (the control plane reuses them). UDP entries go
+    /// now; TCP entries stay, marked dead, until the next segment from either end resets both
+    /// ends (or the close timeout passes), so an idle client learns its connection was cut.
+    fn kill(&mut self, ctx: &Ctx<'_>, mut pred: impl FnMut(&Conn) -> bool) -> usize {
+        let (stats, w, pools) = (&self.stats, usize::from(self.id), &mut self.pools);
+        let grace = ctx
+            .now_ms
+            .wrapping_add(ctx.snap.timeouts.close.saturating_mul(1000));
+        let mut killed = 0;
+        self.conns.retain_mut(
+            |c| {
+                if c.is_dead() || !pred(c) {
+                    return true;
+                }
+                killed += 1;
+                release_slots(stats, w, c);
+                (c.rs_slot, c.svc_slot) = (NO_SLOT, NO_SLOT as u16);
+                c.flags |= Conn::DEAD;
+                c.expires = grace;
+                c.proto == PROTO_TCP
+            },
+            |c| free_conn(stats, w, pools, c),
+        );
+        killed
     }
 
     /// Processes one packet this worker owns (or that any worker may process).
@@ -388,6 +406,9 @@ impl<F: Frame> Worker<F> {
             dport,
         };
         if let Some((id, dir)) = self.conns.lookup(&tuple) {
+            if self.conns.get(id).is_dead() {
+                return self.reset_both(ctx, pkt, id, dir, f, out);
+            }
             return self.forward(ctx, ip, id, dir, flags, f, out);
         }
         let svc = if local.is_laddr {
@@ -468,6 +489,7 @@ impl<F: Frame> Worker<F> {
             svc_slot: svc.slot as u16,
             proto: t.proto,
             state,
+            flags: 0,
         };
         let id = self.conns.insert(conn).map_err(|e| {
             if let Some(p) = self.pools.get_mut(&lip.to_bits()) {
@@ -558,6 +580,45 @@ impl<F: Frame> Worker<F> {
             Ok(()) => self.send_ip(ctx, *dst.ip(), f, out),
             Err(r) => self.drop_pkt(f, r),
         }
+    }
+
+    /// A segment of a dead connection: the sender gets the RST its peer's stack would send, the
+    /// other end gets a RST carrying the sequence number it expects (this segment's, since
+    /// FullNAT leaves sequence numbers alone), and the entry goes.
+    fn reset_both(
+        &mut self,
+        ctx: &Ctx<'_>,
+        pkt: &Packet,
+        id: ConnId,
+        dir: Dir,
+        f: F,
+        out: &mut impl Output<F>,
+    ) {
+        let c = self.conns.remove(id);
+        free_conn(&self.stats, usize::from(self.id), &mut self.pools, &c);
+        let Some(t) = pkt.ipv4().and_then(|ip| ip.tcp()).copied() else {
+            return self.drop_pkt(f, DropReason::NoConnection);
+        };
+        let (src, dst) = match dir {
+            Dir::Inbound => (sock(c.lip, c.lport), sock(c.rip, c.rport)),
+            Dir::Outbound => (sock(c.vip, c.vport), sock(c.cip, c.cport)),
+        };
+        if t.flags & tcp::RST == 0 {
+            if let Some(mut other) = out.alloc() {
+                let built = other.set_len(ETH_ZLEN)
+                    && tcp::write_rst(other.data_mut(), src, dst, t.seq).is_some();
+                if built {
+                    self.send_ip(ctx, *dst.ip(), other, out);
+                }
+            } else {
+                self.counters().drop(DropReason::NoBuffer);
+            }
+        }
+        let local = LocalAddr {
+            port: 0,
+            is_laddr: dir == Dir::Outbound,
+        };
+        self.no_connection(ctx, pkt, local, f, out);
     }
 
     fn echo_reply(
@@ -659,13 +720,18 @@ fn track_activity(stats: &Stats, w: usize, c: &Conn, old: TcpState, new: TcpStat
     }
 }
 
+/// A counter slot no service or real server has (counts into nothing).
+const NO_SLOT: u32 = u32::MAX;
+
 /// Bookkeeping when a connection leaves the table: its local port goes back to the pool and
 /// the gauges go down.
 fn forget_conn(stats: &Stats, w: usize, pools: &mut HashMap<u32, PortPool>, c: &Conn) {
-    if let Some(p) = pools.get_mut(&c.lip) {
-        p.free(c.lport);
-    }
-    stats.worker(w).conns_active.sub(1);
+    release_slots(stats, w, c);
+    free_conn(stats, w, pools, c);
+}
+
+/// Takes a connection out of its service's and real server's ActiveConn/InActConn gauges.
+fn release_slots(stats: &Stats, w: usize, c: &Conn) {
     let active = c.proto == PROTO_TCP && tcp_state::is_active(TcpState::from_u8(c.state));
     for s in [u32::from(c.svc_slot), c.rs_slot] {
         if let Some(k) = stats.slot(w, s) {
@@ -676,6 +742,14 @@ fn forget_conn(stats: &Stats, w: usize, pools: &mut HashMap<u32, PortPool>, c: &
             }
         }
     }
+}
+
+/// Returns a removed connection's local port and lowers the worker's connection gauge.
+fn free_conn(stats: &Stats, w: usize, pools: &mut HashMap<u32, PortPool>, c: &Conn) {
+    if let Some(p) = pools.get_mut(&c.lip) {
+        p.free(c.lport);
+    }
+    stats.worker(w).conns_active.sub(1);
 }
 
 fn view(c: &Conn, now_ms: u32) -> ConnView {

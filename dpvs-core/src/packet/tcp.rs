@@ -2,7 +2,11 @@
 //! to a VIP with no entry, or a SYN the daemon refuses), built in the segment's own buffer.
 
 use super::checksum::fill_ipv4_l4_checksum;
-use super::ether::{ETH_ZLEN, MacAddr, reply_macs};
+use core::net::SocketAddrV4;
+
+use super::ether::{
+    ETH_ZLEN, ETHERTYPE_IPV4, MacAddr, reply_macs, write_header as write_eth_header,
+};
 use super::ipv4::{DEFAULT_TTL, IPPROTO_TCP, IPV4_HLEN, write_header};
 use super::parse::{Packet, TCP_HLEN, TcpInfo};
 
@@ -58,6 +62,55 @@ pub fn rst_numbers(t: &TcpInfo) -> (u32, u32, u8) {
     (0, ack, RST | ACK)
 }
 
+/// Writes a 20-byte IPv4 header and a 20-byte TCP RST header into `l3` (exactly 40 bytes),
+/// with full checksums.
+fn write_rst_headers(
+    l3: &mut [u8],
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+) -> Option<()> {
+    let (iph, tcph) = l3.split_at_mut_checked(IPV4_HLEN)?;
+    write_header(
+        iph,
+        *src.ip(),
+        *dst.ip(),
+        IPPROTO_TCP,
+        DEFAULT_TTL,
+        TCP_HLEN,
+    )?;
+    let [sp0, sp1] = src.port().to_be_bytes();
+    let [dp0, dp1] = dst.port().to_be_bytes();
+    let [s0, s1, s2, s3] = seq.to_be_bytes();
+    let [a0, a1, a2, a3] = ack.to_be_bytes();
+    tcph.get_mut(..TCP_HLEN)?.copy_from_slice(&[
+        sp0, sp1, dp0, dp1, s0, s1, s2, s3, a0, a1, a2, a3, 0x50, flags, 0, 0, 0, 0, 0, 0,
+    ]);
+    fill_ipv4_l4_checksum(*src.ip(), *dst.ip(), IPPROTO_TCP, tcph);
+    Some(())
+}
+
+/// Writes a whole RST frame `src → dst` with sequence number `seq` into `buf` (Ethernet
+/// addresses zero: the sender fills them once the next hop is known) and returns its length
+/// (60, the minimum frame); `None` when `buf` is shorter. Used to cut a connection at the end
+/// that did not send the segment being answered.
+pub fn write_rst(buf: &mut [u8], src: SocketAddrV4, dst: SocketAddrV4, seq: u32) -> Option<usize> {
+    let frame = buf.get_mut(..ETH_ZLEN)?;
+    frame.fill(0);
+    let l3 = write_eth_header(frame, MacAddr::ZERO, MacAddr::ZERO, ETHERTYPE_IPV4, None)?;
+    write_rst_headers(
+        frame.get_mut(l3..l3 + IPV4_HLEN + TCP_HLEN)?,
+        src,
+        dst,
+        seq,
+        0,
+        RST,
+    )?;
+    Some(ETH_ZLEN)
+}
+
 /// Turns the received TCP segment (parsed as `p` from `data`) into the RST a TCP stack would
 /// answer with, in place: addresses, ports and MACs swapped (source MAC `our_mac`, VLAN tag
 /// kept), a fresh 20-byte IP header (options dropped, TTL 64) and a 20-byte TCP header
@@ -80,19 +133,43 @@ pub fn rst_reply_in_place(data: &mut [u8], p: &Packet, our_mac: MacAddr) -> Opti
         return None;
     }
     let (seq, ack, flags) = rst_numbers(&t);
-    let l3 = data.get_mut(l3_off..end)?;
-    let (iph, tcph) = l3.split_at_mut(IPV4_HLEN);
-    write_header(iph, ip.dst, ip.src, IPPROTO_TCP, DEFAULT_TTL, TCP_HLEN)?;
-    let [sp0, sp1] = t.dport.to_be_bytes();
-    let [dp0, dp1] = t.sport.to_be_bytes();
-    let [s0, s1, s2, s3] = seq.to_be_bytes();
-    let [a0, a1, a2, a3] = ack.to_be_bytes();
-    tcph.copy_from_slice(&[
-        sp0, sp1, dp0, dp1, s0, s1, s2, s3, a0, a1, a2, a3, 0x50, flags, 0, 0, 0, 0, 0, 0,
-    ]);
-    fill_ipv4_l4_checksum(ip.dst, ip.src, IPPROTO_TCP, tcph);
+    let src = SocketAddrV4::new(ip.dst, t.dport);
+    let dst = SocketAddrV4::new(ip.src, t.sport);
+    write_rst_headers(data.get_mut(l3_off..end)?, src, dst, seq, ack, flags)?;
     let len = end.max(ETH_ZLEN.min(data.len()));
     data.get_mut(end..len)?.fill(0);
     reply_macs(data, our_mac);
     Some(len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::packet::checksum::ipv4_l4_valid;
+    use crate::packet::parse::{L4, parse};
+
+    #[test]
+    fn write_rst_builds_a_valid_reset() {
+        let src: SocketAddrV4 = "192.168.10.200:1024".parse().unwrap();
+        let dst: SocketAddrV4 = "192.168.10.11:8080".parse().unwrap();
+        let mut buf = [0xaa; 80];
+        assert_eq!(write_rst(&mut buf[..59], src, dst, 7), None);
+        let len = write_rst(&mut buf, src, dst, 0xdead_beef).unwrap();
+        let p = parse(&buf[..len]).unwrap();
+        let ip = p.ipv4().unwrap();
+        assert_eq!((ip.src, ip.dst), (*src.ip(), *dst.ip()));
+        let L4::Tcp(t) = ip.l4 else {
+            panic!("not TCP: {:?}", ip.l4)
+        };
+        assert_eq!(
+            (t.sport, t.dport, t.seq, t.flags, t.payload_len),
+            (1024, 8080, 0xdead_beef, RST, 0)
+        );
+        assert!(ipv4_l4_valid(
+            ip.src,
+            ip.dst,
+            IPPROTO_TCP,
+            &buf[ip.l4_off..ip.l4_off + TCP_HLEN]
+        ));
+    }
 }
