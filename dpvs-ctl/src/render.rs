@@ -321,6 +321,7 @@ pub fn stats(s: &StatsInfo) -> String {
             ];
             let mut row = vec![w.id.to_string(), w.lcore.to_string()];
             row.extend(nums.iter().map(u64::to_string));
+            row.push(cycles_per_packet(w.busy_cycles, w.busy_pkts));
             row
         })
         .collect();
@@ -337,6 +338,10 @@ pub fn stats(s: &StatsInfo) -> String {
     ];
     let mut total_row = vec!["total".to_string(), "-".to_string()];
     total_row.extend(totals.iter().map(u64::to_string));
+    let (cycles, pkts) = s.workers.iter().fold((0u64, 0u64), |(c, p), w| {
+        (c.wrapping_add(w.busy_cycles), p.wrapping_add(w.busy_pkts))
+    });
+    total_row.push(cycles_per_packet(cycles, pkts));
     rows.push(total_row);
     let cols = [
         ("WORKER", Left),
@@ -349,8 +354,15 @@ pub fn stats(s: &StatsInfo) -> String {
         ("RING_IN", Right),
         ("RING_OUT", Right),
         ("DROPS", Right),
+        ("CYCLES/PKT", Right),
     ];
     let mut out = table(&cols, &rows);
+    if s.mbuf_capacity > 0 {
+        out.push_str(&format!(
+            "\nmbufs in use: {} of {}\n",
+            s.mbuf_in_use, s.mbuf_capacity
+        ));
+    }
     if !s.drops_total.is_empty() {
         let drops: Vec<Vec<String>> = s
             .drops_total
@@ -361,6 +373,15 @@ pub fn stats(s: &StatsInfo) -> String {
         out.push_str(&table(&[("DROP REASON", Left), ("PACKETS", Right)], &drops));
     }
     out
+}
+
+/// Busy TSC cycles per packet (testpmd's `--record-core-cycles` definition), `-` before any.
+fn cycles_per_packet(cycles: u64, pkts: u64) -> String {
+    if pkts == 0 {
+        "-".to_string()
+    } else {
+        (cycles / pkts).to_string()
+    }
 }
 
 /// `link list`: identity and steering, then counters.
@@ -613,6 +634,8 @@ mod tests {
             lcore: 1,
             rx_pkts: 100,
             tx_pkts: 98,
+            busy_cycles: 5000,
+            busy_pkts: 100,
             drops,
             ..Default::default()
         };
@@ -623,13 +646,17 @@ mod tests {
             conns_active: 1,
             ..Default::default()
         };
-        let got = stats(&StatsInfo::from_workers(vec![w0, w1]));
+        let mut info = StatsInfo::from_workers(vec![w0, w1]);
+        (info.mbuf_in_use, info.mbuf_capacity) = (7, 1023);
+        let got = stats(&info);
         assert_eq!(
             got,
-            "WORKER  LCORE  RX_PKTS  TX_PKTS  CONNS  CREATED  KERNEL  RING_IN  RING_OUT  DROPS\n\
-             0           1      100       98      0        0       0        0         0      2\n\
-             1           2        5        0      1        0       0        0         0      0\n\
-             total       -      105       98      1        0       0        0         0      2\n\
+            "WORKER  LCORE  RX_PKTS  TX_PKTS  CONNS  CREATED  KERNEL  RING_IN  RING_OUT  DROPS  CYCLES/PKT\n\
+             0           1      100       98      0        0       0        0         0      2          50\n\
+             1           2        5        0      1        0       0        0         0      0           -\n\
+             total       -      105       98      1        0       0        0         0      2          50\n\
+             \n\
+             mbufs in use: 7 of 1023\n\
              \n\
              DROP REASON  PACKETS\n\
              no_route           2\n"
