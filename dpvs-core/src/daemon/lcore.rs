@@ -8,7 +8,7 @@ use crate::dpdk::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, r
 use crate::drop::DropReason;
 use crate::engine::stats::Stats;
 use crate::engine::worker::{Ctx, Output, Worker, owner};
-use crate::packet::Frame;
+use crate::packet::{Frame, parse};
 
 /// Packets per RX burst and per TX flush.
 pub const BURST: usize = 32;
@@ -147,9 +147,18 @@ impl Lcore {
                         counters.drop(DropReason::Truncated);
                         continue;
                     }
-                    match owner(ctx.snap, self.workers, m.data()) {
+                    let pkt = match parse(m.data()) {
+                        Ok(p) => p,
+                        Err(r) => {
+                            self.worker.drop_unparsed(m, r);
+                            continue;
+                        }
+                    };
+                    match owner(ctx.snap, self.workers, &pkt) {
                         Some(o) if o != me => staged[usize::from(o)].push(m),
-                        _ => self.worker.process(&ctx, rx.port, m, &mut self.tx),
+                        _ => self
+                            .worker
+                            .process_parsed(&ctx, rx.port, &pkt, m, &mut self.tx),
                     }
                 }
             }

@@ -116,15 +116,13 @@ pub struct Worker<F> {
     seen_generation: u64,
 }
 
-/// The worker that must process a packet: the owner of its connection. `None` when any worker
-/// may (ARP, ICMP, packets that are dropped anyway).
-pub fn owner(snap: &Snapshot, workers: u16, data: &[u8]) -> Option<u16> {
-    let Ok(Packet {
-        l3: L3::Ipv4(ip), ..
-    }) = parse::parse(data)
-    else {
+/// The worker that must process a parsed packet: the owner of its connection. `None` when any
+/// worker may (one worker, ARP, ICMP, packets that are dropped anyway).
+pub fn owner(snap: &Snapshot, workers: u16, pkt: &Packet) -> Option<u16> {
+    if workers <= 1 {
         return None;
-    };
+    }
+    let L3::Ipv4(ip) = &pkt.l3 else { return None };
     let (sport, dport) = match ip.l4 {
         L4::Tcp(t) => (t.sport, t.dport),
         L4::Udp { sport, dport } => (sport, dport),
@@ -318,13 +316,30 @@ impl<F: Frame> Worker<F> {
 
     /// Processes one packet this worker owns (or that any worker may process).
     pub fn process(&mut self, ctx: &Ctx<'_>, in_port: u16, f: F, out: &mut impl Output<F>) {
-        let pkt = match parse::parse(f.data()) {
-            Ok(p) => p,
-            Err(r) => return self.drop_pkt(f, r),
-        };
+        match parse::parse(f.data()) {
+            Ok(pkt) => self.process_parsed(ctx, in_port, &pkt, f, out),
+            Err(r) => self.drop_pkt(f, r),
+        }
+    }
+
+    /// Counts a packet that failed to parse and frees it.
+    pub fn drop_unparsed(&self, f: F, r: DropReason) {
+        self.drop_pkt(f, r);
+    }
+
+    /// Processes a packet already parsed (as `pkt`) by the caller, who used the parse to steer
+    /// it: one parse per packet on the fast path.
+    pub fn process_parsed(
+        &mut self,
+        ctx: &Ctx<'_>,
+        in_port: u16,
+        pkt: &Packet,
+        f: F,
+        out: &mut impl Output<F>,
+    ) {
         match pkt.l3 {
-            L3::Arp(_) => self.on_arp(ctx, in_port, &pkt, f, out),
-            L3::Ipv4(ip) => self.on_ipv4(ctx, &pkt, &ip, f, out),
+            L3::Arp(_) => self.on_arp(ctx, in_port, pkt, f, out),
+            L3::Ipv4(ip) => self.on_ipv4(ctx, pkt, &ip, f, out),
         }
     }
 
