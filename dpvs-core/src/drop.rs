@@ -14,8 +14,6 @@ pub enum DropReason {
     BadIpChecksum,
     /// IPv4 fragment (MF set or offset non-zero): not load balanced.
     IpFragment,
-    /// IPv4 packet with options to a VIP: not load balanced.
-    IpOptions,
     /// TTL would reach zero on forwarding.
     TtlExceeded,
     /// TCP/UDP header invalid (TCP data offset, UDP length).
@@ -56,13 +54,12 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in counter-index order.
-    pub const ALL: [DropReason; 24] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::Truncated,
         DropReason::UnknownEthertype,
         DropReason::BadIpHeader,
         DropReason::BadIpChecksum,
         DropReason::IpFragment,
-        DropReason::IpOptions,
         DropReason::TtlExceeded,
         DropReason::BadL4Header,
         DropReason::UnknownL4Proto,
@@ -98,7 +95,6 @@ impl DropReason {
             DropReason::BadIpHeader => "bad_ip_header",
             DropReason::BadIpChecksum => "bad_ip_checksum",
             DropReason::IpFragment => "ip_fragment",
-            DropReason::IpOptions => "ip_options",
             DropReason::TtlExceeded => "ttl_exceeded",
             DropReason::BadL4Header => "bad_l4_header",
             DropReason::UnknownL4Proto => "unknown_l4_proto",
