@@ -377,11 +377,7 @@ pub fn stats(s: &StatsInfo) -> String {
 
 /// Busy TSC cycles per packet (testpmd's `--record-core-cycles` definition), `-` before any.
 fn cycles_per_packet(cycles: u64, pkts: u64) -> String {
-    if pkts == 0 {
-        "-".to_string()
-    } else {
-        (cycles / pkts).to_string()
-    }
+    cycles.checked_div(pkts).map_or_else(|| "-".to_string(), |c| c.to_string())
 }
 
 /// `link list`: identity and steering, then counters.

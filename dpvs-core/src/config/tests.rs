@@ -509,7 +509,7 @@ fn rs_errors() {
 fn timeouts_conn_control_errors() {
     assert_eq!(
         err("[timeouts]\ntcp_close = 0\n"),
-        "timeouts.tcp_close: 0 is out of range (1..=31536000)"
+        "timeouts.tcp_close: 0 is out of range (1..=2000000)"
     );
     assert_eq!(
         err("[conn]\nmax_per_worker = 0\n"),

@@ -114,7 +114,9 @@ impl Control {
     fn apply_deletion(&mut self, flush: Flush) -> Result<Response, String> {
         self.publish();
         let result = self.flush_workers(flush);
-        self.state.release(flush);
+        for slot in self.state.release(flush) {
+            self.stats.reset_slot(slot);
+        }
         self.publish();
         result.map(|_| Response::Done)
     }

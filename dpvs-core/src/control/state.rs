@@ -264,22 +264,25 @@ impl ControlState {
         Ok(Flush::Rs(rs.slot))
     }
 
-    /// Finishes a deletion once the workers dropped the connections: frees the counter slots
-    /// (and, for a service, removes it).
-    pub fn release(&mut self, flush: Flush) {
-        match flush {
-            Flush::None => {}
-            Flush::Rs(slot) => self.slots.give_back(slot),
-            Flush::Service(slot) => {
-                if let Some(i) = self.services.iter().position(|s| s.slot == slot) {
+    /// Finishes a deletion once the workers let go of the connections: frees the counter
+    /// slots (and, for a service, removes it) and returns the freed slots, which the caller
+    /// zeroes before anything reuses them.
+    pub fn release(&mut self, flush: Flush) -> Vec<u32> {
+        let freed = match flush {
+            Flush::None => Vec::new(),
+            Flush::Rs(slot) => vec![slot],
+            Flush::Service(slot) => match self.services.iter().position(|s| s.slot == slot) {
+                Some(i) => {
                     let s = self.services.remove(i);
-                    for r in s.rs {
-                        self.slots.give_back(r.slot);
-                    }
-                    self.slots.give_back(s.slot);
+                    s.rs.iter().map(|r| r.slot).chain([s.slot]).collect()
                 }
-            }
+                None => Vec::new(),
+            },
+        };
+        for s in &freed {
+            self.slots.give_back(*s);
         }
+        freed
     }
 
     /// Stops scheduling to a service before its connections are flushed.
@@ -372,9 +375,9 @@ impl ControlState {
         // Validate through a scratch table: the same rules the snapshot's table enforces.
         let mut t = RouteTable::new();
         for r in &self.routes {
-            let _ = t.insert(r.clone());
+            let _ = t.insert(*r);
         }
-        t.insert(route.clone())
+        t.insert(route)
             .map_err(|e| format!("route {prefix}/{len}: {e}"))?;
         self.routes.push(route);
         Ok(())
@@ -467,7 +470,7 @@ impl ControlState {
     fn route_table(&self) -> RouteTable {
         let mut t = RouteTable::new();
         for r in &self.routes {
-            let _ = t.insert(r.clone());
+            let _ = t.insert(*r);
         }
         for a in &self.addrs {
             let prefix = mask(a.addr, a.prefix_len);
@@ -532,7 +535,7 @@ impl ControlState {
             services,
             service_index,
             routes: self.route_table(),
-            timeouts: self.timeouts.clone(),
+            timeouts: self.timeouts,
         }
     }
 

@@ -126,7 +126,7 @@ impl Lcore {
         let start = rdtsc();
         while !self.stop.load(Ordering::Relaxed) {
             let t0 = rdtsc();
-            let now_ms = ((t0 - start) / self.cycles_per_ms.max(1)) as u32;
+            let now_ms = (t0 - start) / self.cycles_per_ms.max(1);
             let Readers { snapshot, neigh } = &mut self.readers;
             let ctx = Ctx {
                 snap: snapshot.load(),

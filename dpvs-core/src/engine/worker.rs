@@ -79,8 +79,8 @@ pub enum Command {
 pub struct Ctx<'a> {
     pub snap: &'a Snapshot,
     pub neigh: &'a NeighTable,
-    /// Engine time in milliseconds (wraps).
-    pub now_ms: u32,
+    /// Engine time in milliseconds since the worker started (never wraps in practice).
+    pub now_ms: u64,
 }
 
 /// Sizes of a worker's tables, all taken at construction.
@@ -110,6 +110,8 @@ pub struct Worker<F> {
     /// Per service slot: scheduler cursor and local-address cursor.
     cursors: Box<[(u32, u32)]>,
     pending: PendingQueue<F>,
+    /// Next hops due for an ARP retry, collected while polling the pending queue.
+    arp_due: Vec<(u16, Ipv4Addr)>,
     stats: Arc<Stats>,
     events: Sender<Event>,
     commands: Receiver<Command>,
@@ -169,6 +171,7 @@ impl<F: Frame> Worker<F> {
             pools: HashMap::new(),
             cursors: vec![(u32::MAX, 0); stats.slots()].into_boxed_slice(),
             pending: PendingQueue::new(limits.pending_per_hop, limits.pending_hops),
+            arp_due: Vec::with_capacity(limits.pending_hops),
             stats,
             events,
             commands,
@@ -198,7 +201,7 @@ impl<F: Frame> Worker<F> {
             self.seen_generation = ctx.snap.generation;
         }
         self.release_pending(ctx, out);
-        self.expire(ctx.now_ms, sweep_budget);
+        self.expire(conn_time(ctx.now_ms), sweep_budget);
         while let Ok(cmd) = self.commands.try_recv() {
             self.serve(ctx, cmd);
         }
@@ -216,7 +219,7 @@ impl<F: Frame> Worker<F> {
     }
 
     fn release_pending(&mut self, ctx: &Ctx<'_>, out: &mut impl Output<F>) {
-        if self.pending.len() == 0 {
+        if self.pending.is_empty() {
             return;
         }
         let neigh = ctx.neigh;
@@ -232,24 +235,21 @@ impl<F: Frame> Worker<F> {
                 _ => counters.drop(DropReason::NeighUnresolved),
             },
         );
-        let mut requests: [(u16, Ipv4Addr); 8] = [(0, Ipv4Addr::UNSPECIFIED); 8];
-        let mut n = 0;
+        // Room for every pending hop was reserved at construction: no allocation here.
+        let mut due = std::mem::take(&mut self.arp_due);
+        due.clear();
         self.pending.poll(
-            ctx.now_ms.into(),
-            &mut |port, ip| {
-                if n < requests.len() {
-                    requests[n] = (port, ip);
-                    n += 1;
-                }
-            },
+            ctx.now_ms,
+            &mut |port, ip| due.push((port, ip)),
             &mut |f: F| {
                 counters.drop(DropReason::NeighUnresolved);
                 drop(f);
             },
         );
-        for &(port, ip) in &requests[..n] {
+        for &(port, ip) in &due {
             self.send_arp_request(ctx, port, ip, out);
         }
+        self.arp_due = due;
     }
 
     fn expire(&mut self, now_ms: u32, budget: usize) {
@@ -272,7 +272,7 @@ impl<F: Frame> Worker<F> {
                     .iter()
                     .filter(|c| svc_slot.is_none_or(|s| u32::from(c.svc_slot) == s))
                     .take(limit)
-                    .map(|c| view(c, ctx.now_ms))
+                    .map(|c| view(c, conn_time(ctx.now_ms)))
                     .collect();
                 let _ = reply.send(list);
             }
@@ -293,9 +293,7 @@ impl<F: Frame> Worker<F> {
     /// ends (or the close timeout passes), so an idle client learns its connection was cut.
     fn kill(&mut self, ctx: &Ctx<'_>, mut pred: impl FnMut(&Conn) -> bool) -> usize {
         let (stats, w, pools) = (&self.stats, usize::from(self.id), &mut self.pools);
-        let grace = ctx
-            .now_ms
-            .wrapping_add(ctx.snap.timeouts.close.saturating_mul(1000));
+        let grace = deadline(ctx.now_ms, ctx.snap.timeouts.close);
         let mut killed = 0;
         self.conns.retain_mut(
             |c| {
@@ -352,7 +350,9 @@ impl<F: Frame> Worker<F> {
         out: &mut impl Output<F>,
     ) {
         let L3::Arp(a) = pkt.l3 else { return };
-        let (Some(_), Some(port)) = (ctx.snap.local(a.tpa), ctx.snap.port(in_port)) else {
+        // Answer only on the port the address lives on, as DPVS does (not Linux's arp_ignore=0).
+        let ours = ctx.snap.local(a.tpa).is_some_and(|l| l.port == in_port);
+        let (true, Some(port)) = (ours, ctx.snap.port(in_port)) else {
             return self.drop_pkt(f, DropReason::ArpIgnored);
         };
         self.learn(ctx, a.spa, a.sha, in_port);
@@ -363,7 +363,8 @@ impl<F: Frame> Worker<F> {
     }
 
     fn learn(&self, ctx: &Ctx<'_>, ip: Ipv4Addr, mac: MacAddr, port: u16) {
-        if ip.is_unspecified() || mac.is_multicast() {
+        // Someone claiming one of our addresses is a conflict, not a neighbour.
+        if ip.is_unspecified() || mac.is_multicast() || ctx.snap.local(ip).is_some() {
             return;
         }
         let known = ctx
@@ -437,6 +438,10 @@ impl<F: Frame> Worker<F> {
         if ip.proto == PROTO_TCP && flags & (tcp::SYN | tcp::ACK) != tcp::SYN {
             return self.no_connection(ctx, pkt, local, f, out);
         }
+        // Checked before a connection (and a local port) is spent on a packet that cannot go.
+        if ip.ttl <= 1 {
+            return self.drop_pkt(f, DropReason::TtlExceeded);
+        }
         match self.new_conn(ctx, svc, &tuple) {
             Ok(id) => self.forward(ctx, ip, id, Dir::Inbound, flags, f, out),
             Err(r) => self.drop_pkt(f, r),
@@ -500,7 +505,7 @@ impl<F: Frame> Worker<F> {
             lport,
             rport: rs.addr.port(),
             rs_slot: rs.slot,
-            expires: ctx.now_ms.wrapping_add(1000),
+            expires: deadline(ctx.now_ms, 1),
             svc_slot: svc.slot as u16,
             proto: t.proto,
             state,
@@ -571,7 +576,7 @@ impl<F: Frame> Worker<F> {
         } else {
             ctx.snap.timeouts.udp
         };
-        c.expires = ctx.now_ms.wrapping_add(timeout_s.saturating_mul(1000));
+        c.expires = deadline(ctx.now_ms, timeout_s);
         let (src, dst) = match dir {
             Dir::Inbound => (sock(c.lip, c.lport), sock(c.rip, c.rport)),
             Dir::Outbound => (sock(c.vip, c.vport), sock(c.cip, c.cport)),
@@ -669,7 +674,7 @@ impl<F: Frame> Worker<F> {
             set_macs(f.data_mut(), MacAddr(e.mac), pc.mac);
             return out.tx(port, f);
         }
-        match self.pending.push(hop, port, f, ctx.now_ms.into()) {
+        match self.pending.push(hop, port, f, ctx.now_ms) {
             Ok(true) => self.send_arp_request(ctx, port, hop, out),
             Ok(false) => {}
             Err(f) => self.drop_pkt(f, DropReason::NeighPendingFull),
@@ -710,6 +715,20 @@ fn tcp_dir(d: Dir) -> tcp_state::Dir {
         Dir::Inbound => tcp_state::Dir::Inbound,
         Dir::Outbound => tcp_state::Dir::Outbound,
     }
+}
+
+/// The longest timeout a connection deadline can hold: connections compare 32-bit wrapping
+/// millisecond deadlines, which stay ordered for 2^31 ms (24.8 days).
+pub const MAX_TIMEOUT_S: u32 = 2_000_000;
+
+/// The engine clock as connections store it (wrapping milliseconds).
+fn conn_time(now_ms: u64) -> u32 {
+    now_ms as u32
+}
+
+/// A connection deadline `timeout_s` seconds after `now_ms`.
+fn deadline(now_ms: u64, timeout_s: u32) -> u32 {
+    conn_time(now_ms).wrapping_add(timeout_s.min(MAX_TIMEOUT_S) * 1000)
 }
 
 fn sock(ip: u32, port: u16) -> SocketAddrV4 {

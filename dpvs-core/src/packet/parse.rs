@@ -150,7 +150,7 @@ impl Packet {
         self.ipv4().map_or(0, Ipv4Info::header_len)
     }
 
-    /// Whether the IPv4 header carries options (the engine drops those to a VIP, `IpOptions`).
+    /// Whether the IPv4 header carries options (forwarded unchanged by the rewrites).
     pub fn has_ip_options(&self) -> bool {
         self.ipv4_header_len() > IPV4_HLEN
     }

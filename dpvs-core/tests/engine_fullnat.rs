@@ -1,0 +1,1769 @@
+//! The worker end to end without DPDK: frames built with etherparse go through
+//! `Worker::process` / `Worker::housekeeping` and what comes out is decoded and checked
+//! (addresses, ports, MACs, TTL, full checksum recomputes, counters).
+//!
+//! Lab (see `common`): worker 1 of 2; port 0 "dpdk0" (client side, 10.0.0.1/24 and the VIP
+//! 10.0.0.100/32), port 1 "dpdk1" (real-server side, 192.168.10.1/24 and the local address
+//! 192.168.10.200/32), rr services tcp:VIP:80 → RS1/RS2:8080 and udp:VIP:53 → RS1/RS2:5353.
+
+mod common;
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::*;
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+use dpvs_core::control::state::ControlState;
+use dpvs_core::drop::DropReason;
+use dpvs_core::engine::neigh::NeighTable;
+use dpvs_core::engine::snapshot::Snapshot;
+use dpvs_core::engine::stats::{Stats, WorkerCounters};
+use dpvs_core::engine::tcp_state::{TcpState, Timeouts};
+use dpvs_core::engine::worker::{
+    self, Command, ConnView, Ctx, Event, Output, Worker, WorkerLimits, flow_owner,
+};
+use dpvs_core::packet::tcp::{ACK, FIN, PSH, RST, SYN};
+use dpvs_core::packet::{ArpInfo, Frame, L3, MacAddr, Packet, VecFrame, checksum, parse};
+use etherparse::{
+    Icmpv4Header, Icmpv4Type, LinkHeader, NetHeaders, PacketBuilder, PacketHeaders, TcpHeader,
+    TransportHeader, UdpHeader,
+};
+use proptest::prelude::*;
+
+const WORKERS: u16 = 2;
+/// The worker under test; it allocates odd local ports.
+const ME: u16 = 1;
+const ARP_REQUEST: u16 = 1;
+const ARP_REPLY: u16 = 2;
+
+// ---------------------------------------------------------------------------------------------
+// Frames and the harness
+// ---------------------------------------------------------------------------------------------
+
+/// A frame type the harness can make; `live` counts instances for the leak check.
+trait MakeFrame: Frame + Sized {
+    fn make(live: &Arc<AtomicUsize>, bytes: &[u8]) -> Self;
+}
+
+impl MakeFrame for VecFrame {
+    fn make(_: &Arc<AtomicUsize>, bytes: &[u8]) -> Self {
+        VecFrame::from_bytes(bytes)
+    }
+}
+
+/// A `VecFrame` that counts its live instances, to prove the worker neither leaks nor
+/// duplicates frames.
+struct Counted {
+    f: VecFrame,
+    live: Arc<AtomicUsize>,
+}
+
+impl MakeFrame for Counted {
+    fn make(live: &Arc<AtomicUsize>, bytes: &[u8]) -> Self {
+        live.fetch_add(1, Ordering::Relaxed);
+        Counted {
+            f: VecFrame::from_bytes(bytes),
+            live: Arc::clone(live),
+        }
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.live.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Frame for Counted {
+    fn data(&self) -> &[u8] {
+        self.f.data()
+    }
+    fn data_mut(&mut self) -> &mut [u8] {
+        self.f.data_mut()
+    }
+    fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
+        self.f.prepend(n)
+    }
+    fn adj(&mut self, n: usize) -> bool {
+        self.f.adj(n)
+    }
+    fn trim(&mut self, n: usize) -> bool {
+        self.f.trim(n)
+    }
+    fn set_len(&mut self, len: usize) -> bool {
+        self.f.set_len(len)
+    }
+}
+
+/// The worker's TX buffers and mempool.
+struct Out<F> {
+    sent: Vec<(u16, F)>,
+    live: Arc<AtomicUsize>,
+}
+
+impl<F: MakeFrame> Output<F> for Out<F> {
+    fn tx(&mut self, port: u16, f: F) {
+        self.sent.push((port, f));
+    }
+    fn alloc(&mut self) -> Option<F> {
+        Some(F::make(&self.live, &[]))
+    }
+}
+
+/// A worker with the control state it was configured from, the published snapshot and
+/// neighbour table, and the engine clock.
+struct Rig<F> {
+    state: ControlState,
+    snap: Snapshot,
+    neigh: NeighTable,
+    worker: Worker<F>,
+    stats: Arc<Stats>,
+    events: Receiver<Event>,
+    commands: Sender<Command>,
+    out: Out<F>,
+    now: u64,
+    live: Arc<AtomicUsize>,
+}
+
+fn limits(conns: usize) -> WorkerLimits {
+    WorkerLimits {
+        conns,
+        pending_per_hop: 8,
+        pending_hops: 16,
+    }
+}
+
+impl<F: MakeFrame> Rig<F> {
+    fn new(mut state: ControlState, limits: WorkerLimits) -> Self {
+        let snap = state.snapshot();
+        let neigh = state.neigh_table();
+        let stats = Arc::new(Stats::new(usize::from(WORKERS), SLOTS as usize));
+        let (events_tx, events) = bounded(1024);
+        let (commands, commands_rx) = unbounded();
+        let worker = Worker::new(
+            ME,
+            WORKERS,
+            limits,
+            Arc::clone(&stats),
+            events_tx,
+            commands_rx,
+        );
+        let live = Arc::new(AtomicUsize::new(0));
+        let mut rig = Rig {
+            state,
+            snap,
+            neigh,
+            worker,
+            stats,
+            events,
+            commands,
+            out: Out {
+                sent: Vec::new(),
+                live: Arc::clone(&live),
+            },
+            now: 1_000,
+            live,
+        };
+        let first = rig.housekeeping();
+        assert!(first.is_empty(), "the first housekeeping emits nothing");
+        rig
+    }
+
+    /// Processes one received frame; returns what the worker transmitted.
+    fn send(&mut self, port: u16, bytes: &[u8]) -> Vec<(u16, F)> {
+        let f = F::make(&self.live, bytes);
+        let ctx = Ctx {
+            snap: &self.snap,
+            neigh: &self.neigh,
+            now_ms: self.now,
+        };
+        self.worker.process(&ctx, port, f, &mut self.out);
+        std::mem::take(&mut self.out.sent)
+    }
+
+    /// Runs housekeeping with a budget that sweeps the whole table.
+    fn housekeeping(&mut self) -> Vec<(u16, F)> {
+        let ctx = Ctx {
+            snap: &self.snap,
+            neigh: &self.neigh,
+            now_ms: self.now,
+        };
+        self.worker.housekeeping(&ctx, usize::MAX, &mut self.out);
+        std::mem::take(&mut self.out.sent)
+    }
+
+    fn advance(&mut self, ms: u64) {
+        self.now = self.now.wrapping_add(ms);
+    }
+
+    /// Publishes the control state again (snapshot and neighbours) and lets the worker see it.
+    fn republish(&mut self) -> Vec<(u16, F)> {
+        self.snap = self.state.snapshot();
+        self.neigh = self.state.neigh_table();
+        self.housekeeping()
+    }
+
+    fn counters(&self) -> &WorkerCounters {
+        self.stats.worker(usize::from(ME))
+    }
+
+    fn drops(&self, r: DropReason) -> u64 {
+        self.counters().drops[r.index()].get()
+    }
+
+    fn total_drops(&self) -> u64 {
+        self.counters().drops.iter().map(|c| c.get()).sum()
+    }
+
+    fn events(&self) -> Vec<Event> {
+        self.events.try_iter().collect()
+    }
+}
+
+impl Rig<VecFrame> {
+    /// The lab with both real servers resolved and default timeouts.
+    fn lab() -> Self {
+        Rig::new(lab_state(Timeouts::default(), &[RS1, RS2]), limits(4096))
+    }
+}
+
+fn tcp_frame(
+    macs: (MacAddr, MacAddr),
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    flags: u8,
+    (seq, ack): (u32, u32),
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut t = TcpHeader::new(src.port(), dst.port(), seq, 64240);
+    t.acknowledgment_number = ack;
+    t.fin = flags & FIN != 0;
+    t.syn = flags & SYN != 0;
+    t.rst = flags & RST != 0;
+    t.psh = flags & PSH != 0;
+    t.ack = flags & ACK != 0;
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(macs.0.0, macs.1.0)
+        .ipv4(src.ip().octets(), dst.ip().octets(), 64)
+        .tcp_header(t)
+        .write(&mut v, payload)
+        .expect("build tcp frame");
+    v
+}
+
+fn udp_frame(
+    macs: (MacAddr, MacAddr),
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    payload: &[u8],
+) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(macs.0.0, macs.1.0)
+        .ipv4(src.ip().octets(), dst.ip().octets(), 64)
+        .udp(src.port(), dst.port())
+        .write(&mut v, payload)
+        .expect("build udp frame");
+    v
+}
+
+fn icmp_echo(src: Ipv4Addr, dst: Ipv4Addr, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    PacketBuilder::ethernet2(CLIENT_MAC.0, MAC0.0)
+        .ipv4(src.octets(), dst.octets(), 64)
+        .icmpv4_echo_request(id, seq)
+        .write(&mut v, payload)
+        .expect("build icmp frame");
+    v
+}
+
+/// An Ethernet/IPv4 ARP frame, zero padded to 60 bytes.
+fn arp_frame(eth_dst: MacAddr, op: u16, sha: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
+    let tha = if op == ARP_REQUEST {
+        MacAddr::ZERO
+    } else {
+        eth_dst
+    };
+    let mut v = Vec::with_capacity(60);
+    v.extend_from_slice(&eth_dst.0);
+    v.extend_from_slice(&sha.0);
+    v.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4]);
+    v.extend_from_slice(&op.to_be_bytes());
+    v.extend_from_slice(&sha.0);
+    v.extend_from_slice(&spa.octets());
+    v.extend_from_slice(&tha.0);
+    v.extend_from_slice(&tpa.octets());
+    v.resize(60, 0);
+    v
+}
+
+fn client_tcp(cport: u16, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
+    tcp_frame(
+        (CLIENT_MAC, MAC0),
+        SocketAddrV4::new(CLIENT, cport),
+        SocketAddrV4::new(VIP, VPORT_TCP),
+        flags,
+        (seq, ack),
+        payload,
+    )
+}
+
+fn rs_tcp(rs: Ipv4Addr, lport: u16, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
+    tcp_frame(
+        (mac_of(rs).unwrap_or(MacAddr([2, 0, 0, 0, 9, 9])), MAC1),
+        SocketAddrV4::new(rs, RPORT_TCP),
+        SocketAddrV4::new(LADDR, lport),
+        flags,
+        (seq, ack),
+        payload,
+    )
+}
+
+fn client_udp(cport: u16, payload: &[u8]) -> Vec<u8> {
+    udp_frame(
+        (CLIENT_MAC, MAC0),
+        SocketAddrV4::new(CLIENT, cport),
+        SocketAddrV4::new(VIP, VPORT_UDP),
+        payload,
+    )
+}
+
+fn rs_udp(rs: Ipv4Addr, lport: u16, payload: &[u8]) -> Vec<u8> {
+    udp_frame(
+        (mac_of(rs).expect("lab rs"), MAC1),
+        SocketAddrV4::new(rs, RPORT_UDP),
+        SocketAddrV4::new(LADDR, lport),
+        payload,
+    )
+}
+
+/// An IPv4 frame the worker emitted, decoded, with every checksum verified by a full
+/// recompute (etherparse's and the crate's own full-sum functions).
+#[derive(Debug)]
+struct Ip4 {
+    port: u16,
+    eth_dst: MacAddr,
+    eth_src: MacAddr,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    ttl: u8,
+    sport: u16,
+    dport: u16,
+    tcp: Option<TcpHeader>,
+    udp: Option<UdpHeader>,
+    icmp: Option<Icmpv4Header>,
+    payload: Vec<u8>,
+}
+
+fn ip4(port: u16, data: &[u8]) -> Ip4 {
+    let h = PacketHeaders::from_ethernet_slice(data)
+        .unwrap_or_else(|e| panic!("emitted frame does not decode: {e:?}\n{data:02x?}"));
+    let Some(LinkHeader::Ethernet2(eth)) = h.link else {
+        panic!("emitted frame has no Ethernet II header")
+    };
+    let Some(NetHeaders::Ipv4(ip, _)) = &h.net else {
+        panic!("emitted frame is not IPv4: {:?}", h.net)
+    };
+    assert_eq!(
+        ip.header_checksum,
+        ip.calc_header_checksum(),
+        "IPv4 header checksum (etherparse recompute)"
+    );
+    // The crate's own full recompute over the exact bytes.
+    let info = match parse(data) {
+        Ok(Packet {
+            l3: L3::Ipv4(info), ..
+        }) => info,
+        other => panic!("the crate's parser refuses an emitted frame: {other:?}"),
+    };
+    assert!(
+        checksum::ipv4_header_valid(&data[info.l3_off..info.l4_off]),
+        "IPv4 header checksum (full sum)"
+    );
+    let segment = &data[info.l4_off..info.end()];
+    let payload = h.payload.slice().to_vec();
+    let (mut tcp, mut udp, mut icmp) = (None, None, None);
+    let (sport, dport) = match &h.transport {
+        Some(TransportHeader::Tcp(t)) => {
+            assert_eq!(
+                t.checksum,
+                t.calc_checksum_ipv4(ip, &payload).expect("tcp checksum"),
+                "TCP checksum (etherparse recompute)"
+            );
+            assert!(
+                checksum::ipv4_l4_valid(info.src, info.dst, 6, segment),
+                "TCP checksum (full sum)"
+            );
+            tcp = Some(t.clone());
+            (t.source_port, t.destination_port)
+        }
+        Some(TransportHeader::Udp(u)) => {
+            if u.checksum != 0 {
+                assert_eq!(
+                    u.checksum,
+                    u.calc_checksum_ipv4(ip, &payload).expect("udp checksum"),
+                    "UDP checksum (etherparse recompute)"
+                );
+            }
+            assert!(
+                checksum::ipv4_l4_valid(info.src, info.dst, 17, segment),
+                "UDP checksum (full sum)"
+            );
+            udp = Some(u.clone());
+            (u.source_port, u.destination_port)
+        }
+        Some(TransportHeader::Icmpv4(i)) => {
+            assert_eq!(
+                i.checksum,
+                i.icmp_type.calc_checksum(&payload),
+                "ICMP checksum (etherparse recompute)"
+            );
+            assert!(checksum::plain_valid(segment), "ICMP checksum (full sum)");
+            icmp = Some(i.clone());
+            (0, 0)
+        }
+        other => panic!("unexpected transport {other:?}"),
+    };
+    Ip4 {
+        port,
+        eth_dst: MacAddr(eth.destination),
+        eth_src: MacAddr(eth.source),
+        src: Ipv4Addr::from(ip.source),
+        dst: Ipv4Addr::from(ip.destination),
+        ttl: ip.time_to_live,
+        sport,
+        dport,
+        tcp,
+        udp,
+        icmp,
+        payload,
+    }
+}
+
+/// The steering decision for a raw frame, as the lcore loop takes it (parse, then `owner`).
+fn owner_of(snap: &Snapshot, workers: u16, bytes: &[u8]) -> Option<u16> {
+    parse(bytes)
+        .ok()
+        .and_then(|p| worker::owner(snap, workers, &p))
+}
+
+/// The one frame a step emitted, decoded as IPv4.
+fn only_ip4<F: Frame>(out: &[(u16, F)], what: &str) -> Ip4 {
+    assert_eq!(
+        out.len(),
+        1,
+        "{what}: expected exactly one frame out, got {}",
+        out.len()
+    );
+    ip4(out[0].0, out[0].1.data())
+}
+
+/// An ARP frame the worker emitted: (Ethernet dst, Ethernet src, ARP body).
+fn arp_out(data: &[u8]) -> (MacAddr, MacAddr, ArpInfo) {
+    assert_eq!(&data[12..14], &[0x08, 0x06], "ethertype ARP");
+    match parse(data) {
+        Ok(Packet { l3: L3::Arp(a), .. }) => (
+            MacAddr::from_slice(data).unwrap(),
+            MacAddr::from_slice(&data[6..]).unwrap(),
+            a,
+        ),
+        other => panic!("not an ARP frame: {other:?}"),
+    }
+}
+
+fn is_syn(p: &Ip4) -> bool {
+    p.tcp.as_ref().is_some_and(|t| t.syn && !t.ack)
+}
+
+/// Opens a connection with a SYN from `cport`; returns (real server, local port).
+fn open(rig: &mut Rig<VecFrame>, cport: u16) -> (Ipv4Addr, u16) {
+    let out = rig.send(0, &client_tcp(cport, SYN, 1000, 0, b""));
+    let p = only_ip4(&out, "SYN");
+    assert_eq!(p.port, 1, "a SYN leaves on the real-server port");
+    assert!(is_syn(&p), "the SYN stays a SYN: {:?}", p.tcp);
+    (p.dst, p.sport)
+}
+
+/// A full handshake from `cport`; returns (real server, local port).
+fn handshake(rig: &mut Rig<VecFrame>, cport: u16) -> (Ipv4Addr, u16) {
+    let (rs, lport) = open(rig, cport);
+    let out = rig.send(1, &rs_tcp(rs, lport, SYN | ACK, 5000, 1001, b""));
+    assert_eq!(only_ip4(&out, "SYN+ACK").port, 0);
+    let out = rig.send(0, &client_tcp(cport, ACK, 1001, 5001, b""));
+    assert_eq!(only_ip4(&out, "handshake ACK").dst, rs);
+    (rs, lport)
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. TCP FullNAT round trip
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn tcp_fullnat_round_trip() {
+    let mut rig = Rig::lab();
+
+    // Client SYN → real server, from the local address.
+    let out = rig.send(0, &client_tcp(40000, SYN, 1000, 0, b""));
+    let p = only_ip4(&out, "client SYN");
+    assert_eq!(p.port, 1, "SYN must leave on dpdk1");
+    let rs = p.dst;
+    assert!(
+        rs == RS1 || rs == RS2,
+        "SYN sent to {rs}, not a real server"
+    );
+    assert_eq!(p.eth_dst, mac_of(rs).unwrap(), "destination MAC = the RS's");
+    assert_eq!(p.eth_src, MAC1, "source MAC = dpdk1's");
+    assert_eq!(p.src, LADDR, "source address = the local address");
+    assert_eq!(p.dport, RPORT_TCP, "destination port = the RS's port");
+    let lport = p.sport;
+    assert!(lport >= 1024, "local port {lport} below the pool's range");
+    assert_eq!(
+        lport % WORKERS,
+        ME,
+        "local port {lport} not owned by worker {ME}"
+    );
+    assert_eq!(p.ttl, 63, "TTL decremented once");
+    let t = p.tcp.as_ref().unwrap();
+    assert!(t.syn && !t.ack && !t.rst, "flags kept: {t:?}");
+    assert_eq!(t.sequence_number, 1000, "sequence number untouched");
+
+    // Real server's SYN+ACK → client, from the VIP.
+    let synack = rs_tcp(rs, lport, SYN | ACK, 5000, 1001, b"");
+    assert_eq!(
+        owner_of(&rig.snap, WORKERS, &synack),
+        Some(ME),
+        "the reply is steered to the worker that owns the local port"
+    );
+    let out = rig.send(1, &synack);
+    let p = only_ip4(&out, "RS SYN+ACK");
+    assert_eq!(p.port, 0, "SYN+ACK must leave on dpdk0");
+    assert_eq!(p.eth_dst, CLIENT_MAC, "destination MAC = the client's");
+    assert_eq!(p.eth_src, MAC0, "source MAC = dpdk0's");
+    assert_eq!((p.src, p.sport), (VIP, VPORT_TCP), "source = VIP:80");
+    assert_eq!(
+        (p.dst, p.dport),
+        (CLIENT, 40000),
+        "destination = the client"
+    );
+    assert_eq!(p.ttl, 63);
+    let t = p.tcp.as_ref().unwrap();
+    assert!(t.syn && t.ack, "flags kept: {t:?}");
+    assert_eq!((t.sequence_number, t.acknowledgment_number), (5000, 1001));
+
+    // Client's ACK and data: same real server, same local port, payload intact.
+    let out = rig.send(0, &client_tcp(40000, ACK, 1001, 5001, b""));
+    let p = only_ip4(&out, "client ACK");
+    assert_eq!(
+        (p.port, p.src, p.sport, p.dst, p.dport),
+        (1, LADDR, lport, rs, RPORT_TCP)
+    );
+    let body = b"GET / HTTP/1.0\r\n\r\n";
+    let out = rig.send(0, &client_tcp(40000, ACK | PSH, 1001, 5001, body));
+    let p = only_ip4(&out, "client data");
+    assert_eq!(
+        (p.port, p.src, p.sport, p.dst, p.dport),
+        (1, LADDR, lport, rs, RPORT_TCP)
+    );
+    assert_eq!(p.payload, body, "payload intact");
+    assert_eq!(p.eth_dst, mac_of(rs).unwrap());
+
+    // Data back from the real server.
+    let out = rig.send(
+        1,
+        &rs_tcp(rs, lport, ACK | PSH, 5001, 1019, b"HTTP/1.0 200 OK\r\n"),
+    );
+    let p = only_ip4(&out, "RS data");
+    assert_eq!(
+        (p.src, p.sport, p.dst, p.dport),
+        (VIP, VPORT_TCP, CLIENT, 40000)
+    );
+    assert_eq!(p.payload, b"HTTP/1.0 200 OK\r\n");
+
+    // One connection, established, counted.
+    let conns: Vec<_> = rig.worker.conns().iter().copied().collect();
+    assert_eq!(conns.len(), 1, "one connection in the table");
+    assert_eq!(
+        conns[0].state,
+        TcpState::Established as u8,
+        "state ESTABLISHED"
+    );
+    assert_eq!(conns[0].lport, lport);
+    assert_eq!(rig.counters().conns_created.get(), 1);
+    assert_eq!(rig.counters().conns_active.get(), 1);
+    let svc = rig.stats.slot_totals(svc_slot(&rig.state, &tcp_svc()));
+    assert_eq!(
+        (
+            svc.conns,
+            svc.in_pkts,
+            svc.out_pkts,
+            svc.active,
+            svc.inactive
+        ),
+        (1, 3, 2, 1, 0),
+        "service counters {svc:?}"
+    );
+    let rs_t = rig
+        .stats
+        .slot_totals(rs_slot(&rig.state, &tcp_svc(), sa(rs, RPORT_TCP)));
+    assert_eq!((rs_t.conns, rs_t.in_pkts, rs_t.out_pkts), (1, 3, 2));
+    assert_eq!(rig.total_drops(), 0, "nothing dropped");
+}
+
+#[test]
+fn tcp_close_sequence_moves_states_and_gauges() {
+    let mut rig = Rig::lab();
+    let (rs, lport) = handshake(&mut rig, 40100);
+    let slot = svc_slot(&rig.state, &tcp_svc());
+    assert_eq!(rig.stats.slot_totals(slot).active, 1);
+    rig.send(0, &client_tcp(40100, FIN | ACK, 1001, 5001, b""));
+    let state = rig.worker.conns().iter().next().unwrap().state;
+    assert_eq!(state, TcpState::CloseWait as u8, "client FIN → CLOSE_WAIT");
+    let t = rig.stats.slot_totals(slot);
+    assert_eq!((t.active, t.inactive), (0, 1), "no longer active: {t:?}");
+    rig.send(1, &rs_tcp(rs, lport, FIN | ACK, 5001, 1002, b""));
+    rig.send(0, &client_tcp(40100, ACK, 1002, 5002, b""));
+    let state = rig.worker.conns().iter().next().unwrap().state;
+    assert_eq!(state, TcpState::Close as u8, "last ACK → CLOSE");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Scheduling
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn rr_alternates_and_weight_zero_drains() {
+    let mut rig = Rig::lab();
+    let mut picks = Vec::new();
+    for cport in 20000..20100u16 {
+        let (rs, lport) = open(&mut rig, cport);
+        picks.push((cport, rs, lport));
+    }
+    for w in picks.windows(2) {
+        assert_ne!(
+            w[0].1, w[1].1,
+            "rr must alternate: {:?} then {:?}",
+            w[0], w[1]
+        );
+    }
+    let to_rs1 = picks.iter().filter(|p| p.1 == RS1).count();
+    assert_eq!(to_rs1, 50, "rr splits 100 connections 50/50");
+    let mut lports: Vec<u16> = picks.iter().map(|p| p.2).collect();
+    lports.sort_unstable();
+    lports.dedup();
+    assert_eq!(lports.len(), 100, "every connection has its own local port");
+
+    // Drain RS1.
+    rig.state
+        .rs_edit(&tcp_svc(), sa(RS1, RPORT_TCP), 0, None)
+        .unwrap();
+    assert!(rig.republish().is_empty());
+    for cport in 30000..30020u16 {
+        let (rs, _) = open(&mut rig, cport);
+        assert_eq!(
+            rs, RS2,
+            "new connection from port {cport} went to the drained RS1"
+        );
+    }
+    // An existing connection to RS1 keeps going there, both ways.
+    let &(cport, _, lport) = picks.iter().find(|p| p.1 == RS1).unwrap();
+    let out = rig.send(0, &client_tcp(cport, ACK, 1001, 5001, b"x"));
+    let p = only_ip4(&out, "segment of a drained connection");
+    assert_eq!((p.dst, p.sport), (RS1, lport), "kept on its real server");
+    let out = rig.send(1, &rs_tcp(RS1, lport, ACK, 5001, 1002, b"y"));
+    let p = only_ip4(&out, "reply on a drained connection");
+    assert_eq!((p.dst, p.dport), (CLIENT, cport));
+
+    // Every real server drained: a new SYN is refused.
+    rig.state
+        .rs_edit(&tcp_svc(), sa(RS2, RPORT_TCP), 0, None)
+        .unwrap();
+    rig.republish();
+    assert!(rig.send(0, &client_tcp(31000, SYN, 1, 0, b"")).is_empty());
+    assert_eq!(rig.drops(DropReason::NoRealServer), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. UDP
+// ---------------------------------------------------------------------------------------------
+
+fn udp_rig(conns: usize) -> Rig<VecFrame> {
+    let t = Timeouts {
+        udp: 5,
+        ..Timeouts::default()
+    };
+    Rig::new(lab_state(t, &[RS1, RS2]), limits(conns))
+}
+
+#[test]
+fn udp_round_trip_expiry_and_new_flow() {
+    let mut rig = udp_rig(64);
+    let out = rig.send(0, &client_udp(5000, b"query"));
+    let p = only_ip4(&out, "UDP request");
+    assert_eq!(p.port, 1);
+    let rs = p.dst;
+    assert!(rs == RS1 || rs == RS2);
+    assert_eq!((p.src, p.dport), (LADDR, RPORT_UDP));
+    assert_eq!(p.eth_dst, mac_of(rs).unwrap());
+    assert_eq!(p.ttl, 63);
+    assert!(p.udp.as_ref().unwrap().checksum != 0, "checksum kept");
+    assert_eq!(p.payload, b"query");
+    let lport = p.sport;
+    assert_eq!(lport % WORKERS, ME);
+
+    let out = rig.send(1, &rs_udp(rs, lport, b"answer"));
+    let p = only_ip4(&out, "UDP reply");
+    assert_eq!(p.port, 0);
+    assert_eq!(
+        (p.src, p.sport, p.dst, p.dport),
+        (VIP, VPORT_UDP, CLIENT, 5000)
+    );
+    assert_eq!(p.eth_dst, CLIENT_MAC);
+    assert_eq!(p.payload, b"answer");
+
+    // The reply refreshed the 5 s timeout.
+    rig.advance(4_999);
+    rig.housekeeping();
+    assert_eq!(rig.worker.conns().len(), 1, "alive before the UDP timeout");
+    rig.advance(1);
+    rig.housekeeping();
+    assert_eq!(rig.worker.conns().len(), 0, "expired after the UDP timeout");
+    assert_eq!(
+        rig.counters().conns_active.get(),
+        0,
+        "conns_active back to 0"
+    );
+    let t = rig.stats.slot_totals(svc_slot(&rig.state, &udp_svc()));
+    assert_eq!(
+        (t.active, t.inactive),
+        (0, 0),
+        "slot gauges back to 0: {t:?}"
+    );
+
+    // A late reply finds nothing.
+    assert!(rig.send(1, &rs_udp(rs, lport, b"late")).is_empty());
+    assert_eq!(rig.drops(DropReason::NoConnection), 1);
+
+    // The same client flow again: a new connection.
+    let out = rig.send(0, &client_udp(5000, b"again"));
+    let p = only_ip4(&out, "UDP after expiry");
+    assert_eq!((p.src, p.dport), (LADDR, RPORT_UDP));
+    assert_eq!(rig.counters().conns_created.get(), 2, "a new connection");
+    assert_eq!(rig.counters().conns_active.get(), 1);
+}
+
+#[test]
+fn udp_zero_checksum_stays_zero() {
+    let mut rig = udp_rig(64);
+    let mut f = client_udp(5001, b"nocsum");
+    let l4 = 14 + 20;
+    f[l4 + 6] = 0;
+    f[l4 + 7] = 0;
+    let out = rig.send(0, &f);
+    let p = only_ip4(&out, "UDP without checksum");
+    assert_eq!(
+        p.udp.unwrap().checksum,
+        0,
+        "0 means no checksum and must stay 0"
+    );
+}
+
+#[test]
+fn udp_local_ports_return_to_the_pool() {
+    // Worker 1 of 2 owns the odd ports of 1024..=65535.
+    let owned = (1024..=65535u32).filter(|p| p % 2 == 1).count();
+    let mut rig = udp_rig(owned + 16);
+    // One template, the client port patched in place (UDP checksum 0: none).
+    let mut f = client_udp(0, b"q");
+    f[40..42].fill(0);
+    let mut flow = |rig: &mut Rig<VecFrame>, cport: u16| {
+        f[34..36].copy_from_slice(&cport.to_be_bytes());
+        rig.send(0, &f).len()
+    };
+    for i in 0..owned {
+        assert_eq!(flow(&mut rig, 1024 + i as u16), 1, "flow {i} forwarded");
+    }
+    assert_eq!(rig.counters().conns_active.get(), owned as u64);
+    assert_eq!(flow(&mut rig, 60000), 0, "no local port left");
+    assert_eq!(rig.drops(DropReason::LaddrExhausted), 1);
+
+    rig.advance(5_000);
+    rig.housekeeping();
+    assert_eq!(rig.worker.conns().len(), 0);
+    assert_eq!(rig.counters().conns_active.get(), 0, "gauge back to 0");
+    // Every port came back: the pool serves its whole range again.
+    for i in 0..owned {
+        assert_eq!(
+            flow(&mut rig, 1024 + i as u16),
+            1,
+            "flow {i} after expiry forwarded"
+        );
+    }
+    assert_eq!(
+        rig.drops(DropReason::LaddrExhausted),
+        1,
+        "no new exhaustion"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. TCP expiry
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn tcp_connections_expire_by_state_timeout() {
+    let t = Timeouts {
+        established: 10,
+        syn_recv: 3,
+        ..Timeouts::default()
+    };
+    let mut rig = Rig::new(lab_state(t, &[RS1, RS2]), limits(64));
+    handshake(&mut rig, 40200);
+    rig.advance(9_999);
+    rig.housekeeping();
+    assert_eq!(
+        rig.worker.conns().len(),
+        1,
+        "alive before the established timeout"
+    );
+    rig.advance(1);
+    rig.housekeeping();
+    assert!(
+        rig.worker.conns().is_empty(),
+        "gone at the established timeout"
+    );
+    assert_eq!(rig.counters().conns_active.get(), 0);
+    let s = rig.stats.slot_totals(svc_slot(&rig.state, &tcp_svc()));
+    assert_eq!((s.active, s.inactive), (0, 0), "gauges {s:?}");
+
+    // A half-open connection uses the shorter SYN_RECV timeout.
+    open(&mut rig, 40201);
+    rig.advance(2_999);
+    rig.housekeeping();
+    assert_eq!(rig.worker.conns().len(), 1);
+    rig.advance(1);
+    rig.housekeeping();
+    assert!(
+        rig.worker.conns().is_empty(),
+        "half-open gone after syn_recv"
+    );
+
+    // The client's next segment is answered with a RST.
+    let out = rig.send(0, &client_tcp(40200, ACK, 1001, 5001, b"late"));
+    let p = only_ip4(&out, "segment after expiry");
+    assert!(p.tcp.unwrap().rst, "expired connection answered with RST");
+}
+
+/// Connection deadlines are wrapping 32-bit milliseconds, ordered for 24.8 days: the config
+/// refuses longer timeouts, and the longest it accepts does not expire early.
+#[test]
+fn longest_accepted_timeout_does_not_expire_at_once() {
+    let toml = |t: u32| {
+        format!(
+            "[[port]]\nname = \"dpdk0\"\ndevice = \"net_null0\"\n\n[timeouts]\ntcp_established = {t}\n"
+        )
+    };
+    let err = dpvs_core::config::Config::from_toml_str(&toml(31_536_000)).unwrap_err();
+    assert!(
+        err.to_string().contains("timeouts.tcp_established"),
+        "{err}"
+    );
+    let max = dpvs_core::engine::worker::MAX_TIMEOUT_S;
+    let cfg =
+        dpvs_core::config::Config::from_toml_str(&toml(max)).expect("the maximum is accepted");
+    let mut rig = Rig::new(lab_state(cfg.timeouts, &[RS1, RS2]), limits(64));
+    handshake(&mut rig, 40300);
+    rig.advance(1_000);
+    rig.housekeeping();
+    assert_eq!(
+        rig.worker.conns().len(),
+        1,
+        "an established connection with the longest timeout vanished after 1 s"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. RST for segments without a connection
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn non_syn_without_connection_gets_rst() {
+    let mut rig = Rig::lab();
+
+    let out = rig.send(0, &client_tcp(41000, ACK | PSH, 777, 123_456, b"stale"));
+    let p = only_ip4(&out, "RST to the client");
+    assert_eq!(p.port, 0, "RST leaves towards the client");
+    assert_eq!((p.eth_dst, p.eth_src), (CLIENT_MAC, MAC0));
+    assert_eq!(
+        (p.src, p.sport, p.dst, p.dport),
+        (VIP, VPORT_TCP, CLIENT, 41000)
+    );
+    let t = p.tcp.unwrap();
+    assert!(t.rst && !t.ack && !t.syn, "a bare RST: {t:?}");
+    assert_eq!(t.sequence_number, 123_456, "RST seq = the segment's ack");
+    assert!(p.payload.is_empty());
+    assert_eq!(rig.drops(DropReason::NoConnection), 1);
+    assert!(rig.worker.conns().is_empty(), "no connection created");
+
+    // From a real server to the local address.
+    let out = rig.send(1, &rs_tcp(RS1, 3001, ACK, 9, 4242, b""));
+    let p = only_ip4(&out, "RST to the real server");
+    assert_eq!(p.port, 1);
+    assert_eq!((p.eth_dst, p.eth_src), (RS1_MAC, MAC1));
+    assert_eq!(
+        (p.src, p.sport, p.dst, p.dport),
+        (LADDR, 3001, RS1, RPORT_TCP)
+    );
+    let t = p.tcp.unwrap();
+    assert!(t.rst);
+    assert_eq!(t.sequence_number, 4242);
+    assert_eq!(rig.drops(DropReason::NoConnection), 2);
+
+    // A SYN from a real server to the local address is refused the same way (RFC 793: no
+    // ACK → RST|ACK acknowledging the SYN).
+    let out = rig.send(1, &rs_tcp(RS2, 3003, SYN, 70, 0, b""));
+    let t = only_ip4(&out, "RST to a RS SYN").tcp.unwrap();
+    assert!(t.rst && t.ack && t.acknowledgment_number == 71, "{t:?}");
+
+    // A RST is never answered, but counted.
+    assert!(rig.send(0, &client_tcp(41001, RST, 5, 0, b"")).is_empty());
+    assert_eq!(rig.drops(DropReason::NoConnection), 4);
+
+    // UDP to the local address without a connection: dropped, no answer.
+    assert!(rig.send(1, &rs_udp(RS1, 3001, b"x")).is_empty());
+    assert_eq!(rig.drops(DropReason::NoConnection), 5);
+    // UDP to one of our addresses with no service.
+    let f = udp_frame(
+        (CLIENT_MAC, MAC0),
+        SocketAddrV4::new(CLIENT, 5000),
+        SocketAddrV4::new(ADDR0, 53),
+        b"x",
+    );
+    assert!(rig.send(0, &f).is_empty());
+    assert_eq!(rig.drops(DropReason::NoService), 1);
+}
+
+#[test]
+fn invalid_tcp_flags_are_dropped_without_answer() {
+    let mut rig = Rig::lab();
+    for flags in [0, SYN | FIN, SYN | RST, FIN] {
+        let out = rig.send(0, &client_tcp(41100, flags, 1, 0, b""));
+        assert!(out.is_empty(), "flags {flags:#x} must not be answered");
+    }
+    assert_eq!(rig.drops(DropReason::BadTcpFlags), 4);
+    assert!(rig.worker.conns().is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Worker commands
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn flush_rs_and_service_commands() {
+    let mut rig = Rig::lab();
+    let mut opened = Vec::new();
+    for cport in 42000..42004u16 {
+        opened.push((cport, open(&mut rig, cport).0));
+    }
+    assert_eq!(opened.iter().filter(|o| o.1 == RS1).count(), 2);
+    let rs1_slot = rs_slot(&rig.state, &tcp_svc(), sa(RS1, RPORT_TCP));
+
+    // ListConns.
+    let (reply, rx) = bounded(1);
+    rig.commands
+        .send(Command::ListConns {
+            svc_slot: None,
+            limit: 10,
+            reply,
+        })
+        .unwrap();
+    rig.housekeeping();
+    let list: Vec<ConnView> = rx.try_recv().expect("ListConns answered by housekeeping");
+    assert_eq!(list.len(), 4);
+    for c in &list {
+        assert_eq!(*c.vip.ip(), VIP);
+        assert_eq!(*c.laddr.ip(), LADDR);
+        assert_eq!(*c.client.ip(), CLIENT);
+        assert_eq!(c.state, "SYN_RECV");
+        assert!(c.expires_in_ms > 0);
+    }
+
+    // FlushRs: the TCP entries to RS1 stay, marked dead, their counter slots let go at once.
+    let (reply, rx) = bounded(1);
+    rig.commands
+        .send(Command::FlushRs {
+            rs_slot: rs1_slot,
+            reply,
+        })
+        .unwrap();
+    rig.housekeeping();
+    assert_eq!(rx.try_recv(), Ok(2), "two connections to RS1 cut");
+    let dead: Vec<_> = rig
+        .worker
+        .conns()
+        .iter()
+        .filter(|c| c.is_dead())
+        .copied()
+        .collect();
+    assert_eq!(dead.len(), 2, "the TCP entries stay, marked dead");
+    assert!(
+        dead.iter().all(|c| c.rip == RS1.to_bits()),
+        "only RS1's are dead"
+    );
+    let t = rig.stats.slot_totals(rs1_slot);
+    assert_eq!(
+        (t.active, t.inactive),
+        (0, 0),
+        "RS1 gauges released at once: {t:?}"
+    );
+
+    // The next client segment of a cut connection resets both ends and removes the entry.
+    let &(cport, _) = opened.iter().find(|o| o.1 == RS1).unwrap();
+    let lport = dead.iter().find(|c| c.cport == cport).unwrap().lport;
+    let out = rig.send(0, &client_tcp(cport, ACK | PSH, 1001, 5001, b"after flush"));
+    assert_eq!(out.len(), 2, "a RST to each end");
+    let to_client = out.iter().find(|o| o.0 == 0).expect("a RST to the client");
+    let p = ip4(to_client.0, to_client.1.data());
+    assert_eq!(
+        (p.src, p.sport, p.dst, p.dport),
+        (VIP, VPORT_TCP, CLIENT, cport)
+    );
+    assert_eq!(p.eth_dst, CLIENT_MAC);
+    let t = p.tcp.unwrap();
+    assert!(
+        t.rst && t.sequence_number == 5001,
+        "client RST seq = its ack: {t:?}"
+    );
+    let to_rs = out
+        .iter()
+        .find(|o| o.0 == 1)
+        .expect("a RST to the real server");
+    let p = ip4(to_rs.0, to_rs.1.data());
+    assert_eq!(
+        (p.src, p.sport, p.dst, p.dport),
+        (LADDR, lport, RS1, RPORT_TCP)
+    );
+    assert_eq!((p.eth_dst, p.eth_src), (RS1_MAC, MAC1));
+    let t = p.tcp.unwrap();
+    assert!(
+        t.rst && t.sequence_number == 1001,
+        "RS RST seq = the client's seq: {t:?}"
+    );
+    assert_eq!(rig.worker.conns().len(), 3, "the cut entry is gone");
+    assert_eq!(rig.counters().conns_active.get(), 3);
+
+    // The other cut connection: its real server speaks first.
+    let other = dead.iter().find(|c| c.cport != cport).unwrap();
+    let out = rig.send(1, &rs_tcp(RS1, other.lport, ACK, 5001, 1001, b"late"));
+    assert_eq!(out.len(), 2, "a RST to each end");
+    let to_client = out.iter().find(|o| o.0 == 0).expect("RST to the client");
+    let p = ip4(0, to_client.1.data());
+    assert_eq!((p.dst, p.dport), (CLIENT, other.cport));
+    assert_eq!(
+        p.tcp.unwrap().sequence_number,
+        5001,
+        "in the client's window"
+    );
+    assert_eq!(rig.worker.conns().len(), 2);
+
+    // FlushService: the remaining (RS2) entries die too; a dead entry expires after the close
+    // timeout if nobody speaks.
+    let (reply, rx) = bounded(1);
+    rig.commands
+        .send(Command::FlushService {
+            svc_slot: svc_slot(&rig.state, &tcp_svc()),
+            reply,
+        })
+        .unwrap();
+    rig.housekeeping();
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert!(rig.worker.conns().iter().all(|c| c.is_dead()));
+    let close_ms = rig.snap.timeouts.close * 1000;
+    rig.advance(u64::from(close_ms));
+    rig.housekeeping();
+    assert!(
+        rig.worker.conns().is_empty(),
+        "dead entries expire after the close timeout"
+    );
+    assert_eq!(rig.counters().conns_active.get(), 0);
+    let s = rig.stats.slot_totals(svc_slot(&rig.state, &tcp_svc()));
+    assert_eq!((s.active, s.inactive), (0, 0), "service gauges {s:?}");
+}
+
+#[test]
+fn flush_rs_removes_udp_entries_at_once() {
+    let mut rig = udp_rig(64);
+    let mut rs_of = Vec::new();
+    for cport in 42100..42104u16 {
+        let out = rig.send(0, &client_udp(cport, b"q"));
+        rs_of.push(only_ip4(&out, "UDP").dst);
+    }
+    let (reply, rx) = bounded(1);
+    rig.commands
+        .send(Command::FlushRs {
+            rs_slot: rs_slot(&rig.state, &udp_svc(), sa(RS1, RPORT_UDP)),
+            reply,
+        })
+        .unwrap();
+    rig.housekeeping();
+    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(rig.worker.conns().len(), 2, "UDP entries to RS1 removed");
+    assert!(rig.worker.conns().iter().all(|c| c.rip == RS2.to_bits()));
+    assert_eq!(rig.counters().conns_active.get(), 2);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. ARP
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn arp_requests_for_our_addresses_are_answered_and_senders_learnt() {
+    let mut rig = Rig::lab();
+
+    let out = rig.send(
+        0,
+        &arp_frame(MacAddr::BROADCAST, ARP_REQUEST, CLIENT_MAC, CLIENT, VIP),
+    );
+    assert_eq!(out.len(), 1, "one ARP reply");
+    assert_eq!(out[0].0, 0, "answered on the port it came in");
+    let (dst, src, a) = arp_out(out[0].1.data());
+    assert_eq!((dst, src), (CLIENT_MAC, MAC0));
+    assert_eq!(a.op, ARP_REPLY);
+    assert_eq!((a.sha, a.spa), (MAC0, VIP), "VIP is at dpdk0's MAC");
+    assert_eq!((a.tha, a.tpa), (CLIENT_MAC, CLIENT));
+    assert!(
+        rig.events().is_empty(),
+        "an already known neighbour is not reported"
+    );
+
+    // An unknown neighbour asking for our connected address is learnt.
+    let m3 = MacAddr([2, 0, 0, 0, 1, 3]);
+    let n3 = Ipv4Addr::new(10, 0, 0, 3);
+    let out = rig.send(
+        0,
+        &arp_frame(MacAddr::BROADCAST, ARP_REQUEST, m3, n3, ADDR0),
+    );
+    let (_, _, a) = arp_out(out[0].1.data());
+    assert_eq!((a.sha, a.spa, a.tpa), (MAC0, ADDR0, n3));
+    assert_eq!(
+        rig.events(),
+        vec![Event::NeighLearned {
+            ip: n3,
+            mac: m3,
+            port: 0
+        }]
+    );
+
+    // A reply to us (answering one of our requests) is learnt and consumed.
+    let m13 = MacAddr([2, 0, 0, 0, 2, 0x13]);
+    let n13 = Ipv4Addr::new(192, 168, 10, 13);
+    let out = rig.send(1, &arp_frame(MAC1, ARP_REPLY, m13, n13, ADDR1));
+    assert!(out.is_empty(), "an ARP reply is not answered");
+    assert_eq!(
+        rig.events(),
+        vec![Event::NeighLearned {
+            ip: n13,
+            mac: m13,
+            port: 1
+        }]
+    );
+
+    // A known neighbour with a new MAC is reported again.
+    let moved = MacAddr([2, 0, 0, 0, 0x0e, 0x02]);
+    rig.send(
+        0,
+        &arp_frame(MacAddr::BROADCAST, ARP_REQUEST, moved, CLIENT, VIP),
+    );
+    assert_eq!(
+        rig.events(),
+        vec![Event::NeighLearned {
+            ip: CLIENT,
+            mac: moved,
+            port: 0
+        }]
+    );
+
+    // Not for one of our addresses: ignored, nothing learnt.
+    let out = rig.send(
+        0,
+        &arp_frame(
+            MacAddr::BROADCAST,
+            ARP_REQUEST,
+            m3,
+            n3,
+            Ipv4Addr::new(10, 0, 0, 77),
+        ),
+    );
+    assert!(out.is_empty());
+    assert_eq!(rig.drops(DropReason::ArpIgnored), 1);
+    assert!(rig.events().is_empty());
+}
+
+/// `LocalAddr::port` is documented as "the port it lives on (ARP is answered there)".
+#[test]
+fn arp_is_answered_only_on_the_addresss_port() {
+    let mut rig = Rig::lab();
+    let m = MacAddr([2, 0, 0, 0, 2, 0x13]);
+    let out = rig.send(
+        1,
+        &arp_frame(
+            MacAddr::BROADCAST,
+            ARP_REQUEST,
+            m,
+            Ipv4Addr::new(192, 168, 10, 13),
+            VIP,
+        ),
+    );
+    assert!(
+        out.is_empty(),
+        "the VIP lives on dpdk0 but was announced on dpdk1 at {:?}",
+        out.first().map(|o| arp_out(o.1.data()).2.sha)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. Unresolved next hop
+// ---------------------------------------------------------------------------------------------
+
+/// The lab with no neighbour entry for the real servers.
+fn unresolved_rig() -> Rig<VecFrame> {
+    Rig::new(lab_state(Timeouts::default(), &[]), limits(64))
+}
+
+/// Checks an ARP request the worker sent for `target` on dpdk1; returns the sender address.
+fn assert_arp_request(rig: &Rig<VecFrame>, out: &(u16, VecFrame), target: Ipv4Addr) {
+    assert_eq!(out.0, 1, "ARP request leaves on the real servers' port");
+    let (dst, src, a) = arp_out(out.1.data());
+    assert_eq!(dst, MacAddr::BROADCAST, "ARP request is broadcast");
+    assert_eq!(src, MAC1);
+    assert_eq!(a.op, ARP_REQUEST);
+    assert_eq!((a.sha, a.tha, a.tpa), (MAC1, MacAddr::ZERO, target));
+    let local = rig.snap.local(a.spa);
+    assert_eq!(
+        local.map(|l| l.port),
+        Some(1),
+        "sender {} must be one of our addresses on dpdk1",
+        a.spa
+    );
+    assert_eq!(
+        a.spa, ADDR1,
+        "sender is the connected address, not the laddr"
+    );
+}
+
+#[test]
+fn unresolved_rs_parks_the_syn_until_arp_resolves() {
+    let mut rig = unresolved_rig();
+    let out = rig.send(0, &client_tcp(43000, SYN, 1000, 0, b""));
+    assert_eq!(out.len(), 1, "only an ARP request goes out");
+    let (_, _, a) = arp_out(out[0].1.data());
+    let target = a.tpa;
+    assert!(target == RS1 || target == RS2, "ARP for {target}");
+    assert_arp_request(&rig, &out[0], target);
+    // A retransmitted SYN joins the queue without a second request.
+    assert!(
+        rig.send(0, &client_tcp(43000, SYN, 1000, 0, b""))
+            .is_empty()
+    );
+
+    // Resolution published: housekeeping releases both SYNs to the real server.
+    rig.state
+        .neigh_add(target.into(), &mac_of(target).unwrap().to_string(), "dpdk1")
+        .unwrap();
+    rig.neigh = rig.state.neigh_table();
+    let out = rig.housekeeping();
+    assert_eq!(out.len(), 2, "both parked SYNs released");
+    for (port, f) in &out {
+        let p = ip4(*port, f.data());
+        assert_eq!(p.port, 1);
+        assert_eq!((p.eth_dst, p.eth_src), (mac_of(target).unwrap(), MAC1));
+        assert_eq!((p.src, p.dst, p.dport), (LADDR, target, RPORT_TCP));
+        assert!(is_syn(&p));
+    }
+    assert!(rig.housekeeping().is_empty(), "released once only");
+    assert_eq!(rig.total_drops(), 0);
+}
+
+#[test]
+fn unresolved_rs_arp_retries_then_drop() {
+    let mut rig = unresolved_rig();
+    let out = rig.send(0, &client_tcp(43100, SYN, 1000, 0, b""));
+    let target = arp_out(out[0].1.data()).2.tpa;
+    rig.advance(999);
+    assert!(rig.housekeeping().is_empty(), "no retry before 1 s");
+    rig.advance(1);
+    let out = rig.housekeeping();
+    assert_eq!(out.len(), 1, "second try after 1 s");
+    assert_arp_request(&rig, &out[0], target);
+    rig.advance(1_000);
+    let out = rig.housekeeping();
+    assert_eq!(out.len(), 1, "third try after 2 s");
+    assert_arp_request(&rig, &out[0], target);
+    rig.advance(1_000);
+    assert!(rig.housekeeping().is_empty(), "no fourth try");
+    assert_eq!(
+        rig.drops(DropReason::NeighUnresolved),
+        1,
+        "parked SYN dropped"
+    );
+}
+
+/// The engine clock is a wrapping u32 (`Ctx::now_ms`, the daemon truncates ms since start),
+/// but the pending queue compares it as a u64 with a saturating subtraction.
+#[test]
+fn arp_retry_survives_the_engine_clock_wrapping() {
+    let mut rig = unresolved_rig();
+    // Connections keep 32-bit deadlines: cross that boundary of the engine clock.
+    rig.now = u64::from(u32::MAX) - 500;
+    rig.housekeeping();
+    let out = rig.send(0, &client_tcp(43200, SYN, 1000, 0, b""));
+    let target = arp_out(out[0].1.data()).2.tpa;
+    rig.advance(1_000); // wraps to 499
+    let out = rig.housekeeping();
+    assert_eq!(
+        out.len(),
+        1,
+        "the retry 1 s later must be sent across the wrap"
+    );
+    assert_arp_request(&rig, &out[0], target);
+    // The loop polls continuously; step through the last try and the expiry a second apart.
+    for _ in 0..3 {
+        rig.advance(1_000);
+        rig.housekeeping();
+    }
+    assert_eq!(
+        rig.drops(DropReason::NeighUnresolved),
+        1,
+        "the parked SYN must be dropped after the retries, not held forever"
+    );
+}
+
+#[test]
+fn arp_retries_are_sent_for_every_unresolved_hop() {
+    let mut state = lab_state(Timeouts::default(), &[]);
+    for last in 21..=28u8 {
+        state
+            .rs_add(
+                &tcp_svc(),
+                sa(Ipv4Addr::new(192, 168, 10, last), RPORT_TCP),
+                1,
+                None,
+            )
+            .unwrap();
+    }
+    let mut rig: Rig<VecFrame> = Rig::new(state, limits(64));
+    let mut targets = Vec::new();
+    for cport in 44000..44010u16 {
+        let out = rig.send(0, &client_tcp(cport, SYN, 1, 0, b""));
+        assert_eq!(out.len(), 1, "one ARP request per new hop");
+        targets.push(arp_out(out[0].1.data()).2.tpa);
+    }
+    targets.sort();
+    targets.dedup();
+    assert_eq!(targets.len(), 10, "ten distinct next hops");
+    rig.advance(1_000);
+    let out = rig.housekeeping();
+    assert_eq!(out.len(), 10, "every hop due for a retry gets one");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 9. ICMP
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn icmp_echo_to_our_address_is_answered() {
+    let mut rig = Rig::lab();
+    let out = rig.send(0, &icmp_echo(CLIENT, ADDR0, 7, 1, b"ping payload"));
+    let p = only_ip4(&out, "echo reply");
+    assert_eq!(p.port, 0);
+    assert_eq!((p.eth_dst, p.eth_src), (CLIENT_MAC, MAC0));
+    assert_eq!((p.src, p.dst), (ADDR0, CLIENT));
+    let icmp = p.icmp.unwrap();
+    match icmp.icmp_type {
+        Icmpv4Type::EchoReply(e) => assert_eq!((e.id, e.seq), (7, 1)),
+        other => panic!("expected an echo reply, got {other:?}"),
+    }
+    assert_eq!(p.payload, b"ping payload");
+
+    // The VIP answers too.
+    let out = rig.send(0, &icmp_echo(CLIENT, VIP, 8, 2, b"x"));
+    assert_eq!(only_ip4(&out, "echo to VIP").src, VIP);
+
+    // Not ours: dropped.
+    assert!(
+        rig.send(
+            0,
+            &icmp_echo(CLIENT, Ipv4Addr::new(10, 0, 0, 77), 9, 3, b"x")
+        )
+        .is_empty()
+    );
+    assert_eq!(rig.drops(DropReason::NotOurs), 1);
+
+    // A bad ICMP checksum is not answered.
+    let mut f = icmp_echo(CLIENT, ADDR0, 10, 4, b"x");
+    f[14 + 20 + 2] ^= 0xff;
+    assert!(rig.send(0, &f).is_empty());
+    assert_eq!(rig.drops(DropReason::IcmpIgnored), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 10. Bad input: counted, never a panic, nothing leaked
+// ---------------------------------------------------------------------------------------------
+
+/// Valid frames of every kind the worker handles, to mutate.
+fn templates() -> Vec<(u16, Vec<u8>)> {
+    let mut vlan_syn = client_tcp(45000, SYN, 1, 0, b"");
+    vlan_syn.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+    vec![
+        (0, client_tcp(45001, SYN, 1, 0, b"")),
+        (0, client_tcp(45001, ACK | PSH, 2, 1, b"data")),
+        (0, client_tcp(45002, FIN | ACK, 2, 1, b"")),
+        (1, rs_tcp(RS1, 1025, SYN | ACK, 1, 2, b"")),
+        (1, rs_tcp(RS2, 1027, ACK, 1, 2, b"reply")),
+        (0, client_udp(45003, b"query")),
+        (1, rs_udp(RS1, 1025, b"answer")),
+        (
+            0,
+            arp_frame(MacAddr::BROADCAST, ARP_REQUEST, CLIENT_MAC, CLIENT, VIP),
+        ),
+        (1, arp_frame(MAC1, ARP_REPLY, RS2_MAC, RS2, ADDR1)),
+        (0, icmp_echo(CLIENT, ADDR0, 1, 1, b"ping")),
+        (
+            0,
+            icmp_echo(CLIENT, Ipv4Addr::new(8, 8, 8, 8), 1, 1, b"ping"),
+        ),
+        (0, vlan_syn),
+    ]
+}
+
+#[derive(Clone, Debug)]
+enum Step {
+    /// Random bytes on a port (2 is a port the snapshot does not know).
+    Random(u16, Vec<u8>),
+    /// A template with bytes xor-ed at positions, optionally truncated.
+    Mutated {
+        template: usize,
+        flips: Vec<(usize, u8)>,
+        truncate: Option<usize>,
+    },
+    /// A template as is, so connections get created.
+    Valid(usize, u16),
+    Housekeeping(u32),
+    ResolveRs2,
+    FlushRs1,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    let n = templates().len();
+    prop_oneof![
+        2 => (0u16..3, prop::collection::vec(any::<u8>(), 0..160))
+            .prop_map(|(p, b)| Step::Random(p, b)),
+        6 => (0..n, prop::collection::vec((0usize..128, 1u8..=255), 1..6),
+              prop::option::of(0usize..128))
+            .prop_map(|(template, flips, truncate)| Step::Mutated { template, flips, truncate }),
+        3 => (0..n, 0u16..64).prop_map(|(t, p)| Step::Valid(t, p)),
+        2 => (0u32..4000).prop_map(Step::Housekeeping),
+        1 => Just(Step::ResolveRs2),
+        1 => Just(Step::FlushRs1),
+    ]
+}
+
+/// Frames the worker consumes without forwarding or counting: ARP that is not a request,
+/// for one of our addresses, on a known port (learnt, then dropped).
+fn consumed_silently(snap: &Snapshot, port: u16, bytes: &[u8]) -> bool {
+    matches!(
+        parse(bytes),
+        Ok(Packet { l3: L3::Arp(a), .. })
+            if a.op != ARP_REQUEST && snap.local(a.tpa).is_some() && snap.port(port).is_some()
+    )
+}
+
+fn check_emitted(out: &[(u16, Counted)]) -> Result<(), TestCaseError> {
+    for (port, f) in out {
+        prop_assert!(*port <= 1, "frame sent on unknown port {}", port);
+        prop_assert!(
+            parse(f.data()).is_ok(),
+            "the worker emitted an unparsable frame: {:02x?}",
+            f.data()
+        );
+    }
+    Ok(())
+}
+
+fn run_steps(steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let live = {
+        let state = lab_state(Timeouts::default(), &[RS1]);
+        let mut rig: Rig<Counted> = Rig::new(
+            state,
+            WorkerLimits {
+                conns: 8,
+                pending_per_hop: 2,
+                pending_hops: 2,
+            },
+        );
+        let live = Arc::clone(&rig.live);
+        let templates = templates();
+        let rs1_slot = rs_slot(&rig.state, &tcp_svc(), sa(RS1, RPORT_TCP));
+        let mut kept: Vec<(u16, Counted)> = Vec::new();
+        for s in steps {
+            let (port, bytes) = match s {
+                Step::Random(p, b) => (p, b),
+                Step::Mutated {
+                    template,
+                    flips,
+                    truncate,
+                } => {
+                    let (p, mut b) = templates[template].clone();
+                    for (at, x) in flips {
+                        let len = b.len();
+                        b[at % len] ^= x;
+                    }
+                    if let Some(t) = truncate {
+                        b.truncate(t);
+                    }
+                    (p, b)
+                }
+                Step::Valid(t, cport) => {
+                    let (p, mut b) = templates[t].clone();
+                    // Vary the client port of client TCP templates (offset 34 = sport), then
+                    // fix the TCP checksum so the frame stays valid.
+                    if p == 0 && b.len() >= 54 && b[12..14] == [8, 0] && b[23] == 6 {
+                        b[34..36].copy_from_slice(&(45100 + cport).to_be_bytes());
+                        b[50..52].fill(0);
+                        let end = b.len();
+                        checksum::fill_ipv4_l4_checksum(CLIENT, VIP, 6, &mut b[34..end]);
+                    }
+                    (p, b)
+                }
+                Step::Housekeeping(ms) => {
+                    rig.advance(u64::from(ms));
+                    let out = rig.housekeeping();
+                    check_emitted(&out)?;
+                    kept.extend(out);
+                    continue;
+                }
+                Step::ResolveRs2 => {
+                    rig.neigh = lab_state(Timeouts::default(), &[RS1, RS2]).neigh_table();
+                    continue;
+                }
+                Step::FlushRs1 => {
+                    let (reply, rx) = bounded(1);
+                    rig.commands
+                        .send(Command::FlushRs {
+                            rs_slot: rs1_slot,
+                            reply,
+                        })
+                        .unwrap();
+                    let out = rig.housekeeping();
+                    kept.extend(out);
+                    prop_assert!(rx.try_recv().is_ok(), "FlushRs answered");
+                    continue;
+                }
+            };
+            let parked_before = live.load(Ordering::Relaxed) - kept.len();
+            let drops_before = rig.total_drops();
+            let consumed = consumed_silently(&rig.snap, port, &bytes);
+            let out = rig.send(port, &bytes);
+            check_emitted(&out)?;
+            let emitted = out.len();
+            kept.extend(out);
+            let parked_after = live.load(Ordering::Relaxed) - kept.len();
+            prop_assert!(
+                parked_after >= parked_before,
+                "process released parked frames"
+            );
+            let parked = parked_after - parked_before;
+            let counted = rig.total_drops() - drops_before;
+            prop_assert!(
+                emitted + parked + counted as usize + usize::from(consumed) >= 1,
+                "frame vanished: not emitted, parked nor counted: port {} {:02x?}",
+                port,
+                bytes
+            );
+            prop_assert!(emitted + parked <= 2, "one frame in, at most two out");
+            prop_assert!(
+                counted <= 2,
+                "one frame counted at most twice (no connection + no route)"
+            );
+            // Keep memory bounded.
+            if kept.len() > 64 {
+                kept.clear();
+            }
+        }
+        drop(kept);
+        live
+    };
+    prop_assert_eq!(
+        live.load(Ordering::Relaxed),
+        0,
+        "frames leaked after dropping the outputs and the worker"
+    );
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: 128,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
+
+    #[test]
+    fn bad_input_is_counted_never_panics_never_leaks(
+        steps in prop::collection::vec(step(), 1..48)
+    ) {
+        run_steps(steps)?;
+    }
+}
+
+#[test]
+fn garbage_and_truncations_of_a_valid_frame_are_counted() {
+    let mut rig = Rig::lab();
+    let syn = client_tcp(46000, SYN, 1, 0, b"");
+    for len in 0..syn.len() {
+        let before = rig.total_drops();
+        assert!(
+            rig.send(0, &syn[..len]).is_empty(),
+            "truncated to {len} forwarded"
+        );
+        assert_eq!(
+            rig.total_drops(),
+            before + 1,
+            "truncated to {len} not counted"
+        );
+    }
+    // Bad IP header checksum.
+    let mut f = syn.clone();
+    f[14 + 10] ^= 1;
+    assert!(rig.send(0, &f).is_empty());
+    assert_eq!(rig.drops(DropReason::BadIpChecksum), 1);
+    // A fragment.
+    let mut f = syn.clone();
+    f[14 + 6] |= 0x20;
+    checksum::fill_ipv4_header_checksum(&mut f[14..34]);
+    assert!(rig.send(0, &f).is_empty());
+    assert_eq!(rig.drops(DropReason::IpFragment), 1);
+    // TTL 1: would expire on forwarding.
+    let mut f = syn.clone();
+    f[14 + 8] = 1;
+    checksum::fill_ipv4_header_checksum(&mut f[14..34]);
+    assert!(rig.send(0, &f).is_empty());
+    assert_eq!(rig.drops(DropReason::TtlExceeded), 1);
+    // Unknown ethertype.
+    let mut f = syn.clone();
+    f[12..14].copy_from_slice(&[0x86, 0xdd]);
+    assert!(rig.send(0, &f).is_empty());
+    assert_eq!(rig.drops(DropReason::UnknownEthertype), 1);
+    // An unknown L4 protocol to the VIP.
+    let mut f = syn.clone();
+    f[14 + 9] = 47;
+    checksum::fill_ipv4_header_checksum(&mut f[14..34]);
+    assert!(rig.send(0, &f).is_empty());
+    assert_eq!(rig.drops(DropReason::UnknownL4Proto), 1);
+}
+
+#[test]
+fn ip_options_are_carried_through_the_rewrite() {
+    let mut rig = Rig::lab();
+    let mut f = client_tcp(46100, SYN, 1, 0, b"");
+    // Insert 4 bytes of options (NOP NOP NOP EOL) after the 20-byte IP header.
+    f.splice(34..34, [1, 1, 1, 0]);
+    f[14] = 0x46;
+    let total = u16::from_be_bytes([f[16], f[17]]) + 4;
+    f[16..18].copy_from_slice(&total.to_be_bytes());
+    checksum::fill_ipv4_header_checksum(&mut f[14..38]);
+    assert!(parse(&f).expect("valid frame").has_ip_options());
+    let out = rig.send(0, &f);
+    let p = only_ip4(&out, "SYN with IP options");
+    assert_eq!(
+        (p.src, p.dport),
+        (LADDR, RPORT_TCP),
+        "rewritten past the options"
+    );
+    assert_eq!(&out[0].1.data()[34..38], &[1, 1, 1, 0], "options kept");
+}
+
+// ---------------------------------------------------------------------------------------------
+// 11. Connection table full
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn full_connection_table_refuses_new_and_keeps_established() {
+    let mut rig = Rig::new(lab_state(Timeouts::default(), &[RS1, RS2]), limits(4));
+    let mut conns = Vec::new();
+    for cport in 47000..47004u16 {
+        conns.push((cport, open(&mut rig, cport)));
+    }
+    let out = rig.send(0, &client_tcp(47004, SYN, 1, 0, b""));
+    assert!(out.is_empty(), "the fifth connection must be refused");
+    assert_eq!(rig.drops(DropReason::ConnTableFull), 1);
+    assert_eq!(rig.counters().conns_created.get(), 4);
+    assert_eq!(rig.counters().conns_active.get(), 4);
+    for (cport, (rs, lport)) in conns {
+        let out = rig.send(0, &client_tcp(cport, ACK, 1001, 5001, b"still here"));
+        let p = only_ip4(&out, "segment of an established connection");
+        assert_eq!((p.dst, p.sport), (rs, lport), "client port {cport}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 12. Steering
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn steering_by_local_port_and_by_flow() {
+    let mut rig = Rig::lab();
+    let snap = rig.snap.clone();
+    for lport in [1024u16, 1025, 3000, 3001, 65535] {
+        let f = rs_tcp(RS1, lport, ACK, 1, 2, b"");
+        assert_eq!(
+            owner_of(&snap, 2, &f),
+            Some(lport % 2),
+            "reply to local port {lport}"
+        );
+        let f = rs_udp(RS2, lport, b"x");
+        assert_eq!(owner_of(&snap, 2, &f), Some(lport % 2));
+        assert_eq!(
+            owner_of(&snap, 1, &f),
+            None,
+            "with one worker, any worker may process it"
+        );
+    }
+    let mut seen = [0usize; 2];
+    for cport in 1000..1100u16 {
+        let f = client_tcp(cport, SYN, 1, 0, b"");
+        let o = owner_of(&snap, 2, &f);
+        assert_eq!(o, Some(flow_owner(6, CLIENT, cport, VIP, VPORT_TCP, 2)));
+        assert_eq!(o, owner_of(&snap, 2, &f), "stable");
+        seen[usize::from(o.unwrap())] += 1;
+        let f = client_udp(cport, b"q");
+        assert_eq!(
+            owner_of(&snap, 2, &f),
+            Some(flow_owner(17, CLIENT, cport, VIP, VPORT_UDP, 2))
+        );
+    }
+    assert!(
+        seen[0] > 20 && seen[1] > 20,
+        "flows spread over both workers: {seen:?}"
+    );
+    // Any worker may process these.
+    let arp = arp_frame(MacAddr::BROADCAST, ARP_REQUEST, CLIENT_MAC, CLIENT, VIP);
+    assert_eq!(owner_of(&snap, 2, &arp), None);
+    assert_eq!(owner_of(&snap, 2, &icmp_echo(CLIENT, VIP, 1, 1, b"")), None);
+    let far = tcp_frame(
+        (CLIENT_MAC, MAC0),
+        SocketAddrV4::new(CLIENT, 1),
+        SocketAddrV4::new(Ipv4Addr::new(8, 8, 8, 8), 80),
+        SYN,
+        (1, 0),
+        b"",
+    );
+    assert_eq!(owner_of(&snap, 2, &far), None, "not ours");
+    assert_eq!(owner_of(&snap, 2, &[1, 2, 3]), None, "garbage");
+
+    // End to end: the reply of a connection this worker opened is steered back to it.
+    let (rs, lport) = open(&mut rig, 48000);
+    assert_eq!(
+        owner_of(&snap, WORKERS, &rs_tcp(rs, lport, ACK, 1, 2, b"")),
+        Some(ME)
+    );
+}

@@ -1,0 +1,86 @@
+#!/usr/bin/env python3
+"""bad_control: malformed request lines sent straight to the control socket each get an error
+reply (or, for an oversized line, a closed connection), an idle client does not block the
+server, and the daemon keeps serving: `dpvs-ctl stats` still works afterwards."""
+
+import socket
+
+from lab import Fail, check, main, say, unix_exchange
+
+# Each gets a reply line that reports an error.
+MUST_REPLY = [
+    ("plain text", b"hello daemon\n"),
+    ("broken JSON", b'{"cmd": \n'),
+    ("unknown command", b'{"no_such_command": {"x": 1}}\n'),
+    ("JSON array", b"[1, 2, 3]\n"),
+    ("JSON null", b"null\n"),
+    ("wrong types", b'{"service": 42, "rs": [null], "weight": "heavy"}\n'),
+    ("invalid UTF-8", b"\xff\xfe\x00\x01garbage\x80\n"),
+    # Well-formed envelopes (dpvs-api proto.rs) with bad contents.
+    ("wrong version", b'{"version": 99, "request": {"op": "stats"}}\n'),
+    ("unknown op", b'{"version": 1, "request": {"op": "self_destruct"}}\n'),
+    ("bad args", b'{"version": 1, "request": {"op": "rs_edit", "args": {"service": 42}}}\n'),
+    ("weight overflow", b'{"version": 1, "request": {"op": "rs_edit", "args": {"service": '
+                        b'"tcp:10.0.0.100:80", "rs": {"addr": "192.168.10.11:8080", '
+                        b'"weight": 99999999999}}}}\n'),
+    ("no such service", b'{"version": 1, "request": {"op": "rs_del", "args": {"service": '
+                        b'"tcp:10.9.9.9:1", "addr": "10.9.9.9:2"}}}\n'),
+]
+
+
+def is_error(reply):
+    low = reply.lower().replace(" ", "")
+    return "err" in low or '"ok":false' in low or "invalid" in low or "unknown" in low
+
+
+def body(lab):
+    problems = []
+    for what, payload in MUST_REPLY:
+        kind, reply = unix_exchange(lab.sock, payload, timeout=3)
+        say("%-16s -> %s %r" % (what, kind, reply[:160]))
+        if kind != "reply":
+            problems.append("%s: no reply (%s)" % (what, kind))
+        elif not is_error(reply):
+            problems.append("%s: reply is not an error: %r" % (what, reply[:120]))
+        lab.check_alive()
+
+    # Oversized line: an error reply, or the daemon closes the connection; never a hang.
+    kind, reply = unix_exchange(lab.sock, b"x" * (4 << 20) + b"\n", timeout=5)
+    say("%-16s -> %s %r" % ("4 MiB line", kind, reply[:160]))
+    if kind == "timeout":
+        problems.append("4 MiB line: neither an answer nor a close within 5 s")
+    elif kind == "reply" and not is_error(reply):
+        problems.append("4 MiB line: reply is not an error: %r" % reply[:120])
+    lab.check_alive()
+
+    # Half a request, then hang up; an empty connection.
+    unix_exchange(lab.sock, b'{"cmd": "sta', close_after_send=True)
+    unix_exchange(lab.sock, b"", close_after_send=True)
+    lab.check_alive()
+
+    # An idle client holds a connection open while another asks for stats.
+    idle = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    idle.settimeout(3)
+    try:
+        idle.connect(lab.sock)
+        idle.sendall(b'{"cm')  # half a line, never finished
+        p = lab.ctl(["stats"], json_out=True, timeout=8)
+        if p.returncode != 0:
+            problems.append("dpvs-ctl stats failed while a client idled: %s" % p.stderr.strip())
+    except Fail as e:
+        problems.append("dpvs-ctl stats while a client idled: %s" % e)
+    finally:
+        idle.close()
+
+    lab.check_alive()
+    stats = lab.stats()
+    check(isinstance(stats, dict), "stats JSON is not an object")
+    say("dpvs-ctl -o json stats still answers after the bad requests")
+    if problems:
+        for pr in problems:
+            say("problem:", pr)
+        raise Fail("; ".join(problems))
+
+
+if __name__ == "__main__":
+    main(body)
