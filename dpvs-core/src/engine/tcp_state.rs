@@ -9,15 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// TCP header flag bits (byte 13 of the header).
-pub mod flags {
-    pub const FIN: u8 = 0x01;
-    pub const SYN: u8 = 0x02;
-    pub const RST: u8 = 0x04;
-    pub const PSH: u8 = 0x08;
-    pub const ACK: u8 = 0x10;
-    pub const URG: u8 = 0x20;
-}
+/// TCP header flag bits, as the packet layer defines them.
+pub use crate::packet::tcp as flags;
 
 /// Connection state. `u8` so a connection entry stores it in one byte.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
