@@ -466,13 +466,15 @@ impl ControlState {
     }
 
     /// Routes as the engine uses them: the configured ones plus a connected route for each
-    /// address's subnet that no configured route covers exactly.
+    /// address's subnet (shorter than /32) that no configured route covers exactly.
     fn route_table(&self) -> RouteTable {
         let mut t = RouteTable::new();
         for r in &self.routes {
             let _ = t.insert(*r);
         }
-        for a in &self.addrs {
+        // A /32 (a VIP, a local address) has no subnet to reach: a route for it would only add
+        // a prefix length that every lookup probes.
+        for a in self.addrs.iter().filter(|a| a.prefix_len < 32) {
             let prefix = mask(a.addr, a.prefix_len);
             let connected = Route {
                 prefix,
