@@ -1,0 +1,586 @@
+//! Shared fixture of the engine benches: a one-worker FullNAT set-up built through the control
+//! plane, frame templates, and a harness that feeds the worker without allocating.
+//!
+//! Every bench binary includes this module; not all of them use every item.
+#![allow(dead_code)]
+
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
+
+use crossbeam_channel::{Receiver, Sender};
+use dpvs_api::{Forward, Proto, Sched, ServiceKey};
+use dpvs_core::control::state::{ControlState, PortState};
+use dpvs_core::drop::DropReason;
+use dpvs_core::engine::conn::{Conn, ConnTable, Dir, Tuple};
+use dpvs_core::engine::neigh::NeighTable;
+use dpvs_core::engine::snapshot::Snapshot;
+use dpvs_core::engine::stats::Stats;
+use dpvs_core::engine::tcp_state::Timeouts;
+use dpvs_core::engine::worker::{Command, Ctx, Event, Output, Worker, WorkerLimits};
+use dpvs_core::packet::{Frame, MacAddr, VecFrame};
+
+pub const PROTO_TCP: u8 = 6;
+pub const PROTO_UDP: u8 = 17;
+pub const SYN: u8 = 0x02;
+pub const ACK: u8 = 0x10;
+
+/// Frames handed to the worker per measured run (one batch).
+pub const BATCH: usize = 1024;
+
+/// The VIP and its services' ports.
+pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+pub const TCP_VPORT: u16 = 80;
+pub const UDP_VPORT: u16 = 53;
+/// Real servers: 192.168.10.11..=18, TCP 8080 and UDP 5353.
+pub const RS_COUNT: u8 = 8;
+pub const RS_TCP_PORT: u16 = 8080;
+pub const RS_UDP_PORT: u16 = 5353;
+/// The port's MAC (Ethernet destination of every received frame).
+pub const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+/// The peer's MAC (Ethernet source of every received frame).
+pub const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+/// TCP payload of data segments (a 60-byte frame: 14 + 20 + 20 + 6).
+pub const TCP_PAYLOAD: usize = 6;
+/// UDP payload (a 60-byte frame: 14 + 20 + 8 + 18).
+pub const UDP_PAYLOAD: usize = 18;
+/// Room for any template frame.
+pub const FRAME_ROOM: usize = 64;
+
+/// Local addresses of the services: 192.168.128.0 + k. Each gives one worker 64,512 ports.
+pub fn laddr(k: u32) -> Ipv4Addr {
+    Ipv4Addr::from_bits(0xC0A8_8000 + k)
+}
+
+/// Client of flow `i`: 172.16.0.0/12 (2^20 addresses), the source port moving on after each
+/// 2^20 flows, so every `i` below 2^20 × 50,000 is a distinct tuple.
+pub fn client(i: u32) -> SocketAddrV4 {
+    SocketAddrV4::new(
+        Ipv4Addr::from_bits(0xAC10_0000 + (i & 0xF_FFFF)),
+        10_000 + (i >> 20) as u16,
+    )
+}
+
+/// The configuration: one port, the VIP, `laddrs` local addresses, eight real servers in a
+/// connected subnet with static neighbours, a default route via a static gateway; services
+/// `tcp:10.0.0.100:80` and `udp:10.0.0.100:53`, both `rr` over the eight real servers.
+pub fn control_state(laddrs: u32, timeouts: Timeouts) -> ControlState {
+    let ports = vec![PortState {
+        name: "dp0".into(),
+        id: 0,
+        mac: MacAddr(OUR_MAC),
+    }];
+    let mut cs = ControlState::new(ports, timeouts, 64);
+    let ip = |a: Ipv4Addr| IpAddr::V4(a);
+    cs.addr_add(ip(Ipv4Addr::new(10, 0, 0, 1)), 24, "dp0")
+        .unwrap();
+    cs.addr_add(ip(VIP), 32, "dp0").unwrap();
+    cs.addr_add(ip(Ipv4Addr::new(192, 168, 10, 1)), 24, "dp0")
+        .unwrap();
+    for k in 0..laddrs {
+        cs.addr_add(ip(laddr(k)), 17, "dp0").unwrap();
+    }
+    cs.route_add(
+        ip(Ipv4Addr::UNSPECIFIED),
+        0,
+        "dp0",
+        Some(ip(Ipv4Addr::new(10, 0, 0, 254))),
+        None,
+    )
+    .unwrap();
+    cs.neigh_add(ip(Ipv4Addr::new(10, 0, 0, 254)), "02:00:00:00:00:fe", "dp0")
+        .unwrap();
+    for proto in [Proto::Tcp, Proto::Udp] {
+        let (vport, rport) = match proto {
+            Proto::Tcp => (TCP_VPORT, RS_TCP_PORT),
+            Proto::Udp => (UDP_VPORT, RS_UDP_PORT),
+        };
+        let key = ServiceKey {
+            proto,
+            vip: ip(VIP),
+            port: vport,
+        };
+        cs.service_add(key, Sched::Rr, Forward::Fnat).unwrap();
+        for r in 0..RS_COUNT {
+            let rs = Ipv4Addr::new(192, 168, 10, 11 + r);
+            cs.rs_add(&key, std::net::SocketAddr::new(ip(rs), rport), 1, None)
+                .unwrap();
+        }
+        for k in 0..laddrs {
+            cs.laddr_add(&key, ip(laddr(k))).unwrap();
+        }
+    }
+    for r in 0..RS_COUNT {
+        let rs = Ipv4Addr::new(192, 168, 10, 11 + r);
+        cs.neigh_add(ip(rs), &format!("02:00:00:00:01:{:02x}", 11 + r), "dp0")
+            .unwrap();
+    }
+    cs
+}
+
+/// Where the worker's output goes: transmitted frames return to the pool they came from.
+pub struct Sink {
+    pub pool: Vec<VecFrame>,
+    pub tx: u64,
+}
+
+impl Sink {
+    pub fn new(frames: usize) -> Sink {
+        Sink {
+            pool: (0..frames).map(|_| VecFrame::new()).collect(),
+            tx: 0,
+        }
+    }
+}
+
+impl Output<VecFrame> for Sink {
+    #[inline]
+    fn tx(&mut self, _port: u16, f: VecFrame) {
+        self.tx += 1;
+        self.pool.push(f);
+    }
+    #[inline]
+    fn alloc(&mut self) -> Option<VecFrame> {
+        self.pool.pop()
+    }
+}
+
+/// Frame templates of one length, stored back to back (no per-frame allocation).
+pub struct Templates {
+    bytes: Vec<u8>,
+    len: usize,
+}
+
+impl Templates {
+    pub fn with_capacity(n: usize) -> Templates {
+        Templates {
+            bytes: Vec::with_capacity(n * FRAME_ROOM),
+            len: 0,
+        }
+    }
+
+    pub fn push(&mut self, frame: &[u8]) {
+        if self.bytes.is_empty() {
+            self.len = frame.len();
+        }
+        assert_eq!(frame.len(), self.len, "templates share one length");
+        self.bytes.extend_from_slice(frame);
+    }
+
+    pub fn count(&self) -> usize {
+        self.bytes.len().checked_div(self.len).unwrap_or(0)
+    }
+
+    #[inline]
+    pub fn get(&self, i: usize) -> &[u8] {
+        &self.bytes[i * self.len..(i + 1) * self.len]
+    }
+}
+
+/// Writes a frame `src` → `dst` (Ethernet + IPv4 + TCP with `flags`, or UDP) with valid IPv4
+/// and L4 checksums into `buf`; returns its length.
+pub fn write_frame(
+    buf: &mut [u8; FRAME_ROOM],
+    proto: u8,
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    flags: u8,
+) -> usize {
+    let hdr = if proto == PROTO_TCP { 20 } else { 8 };
+    let payload = match proto {
+        PROTO_TCP if flags & SYN != 0 => 0,
+        PROTO_TCP => TCP_PAYLOAD,
+        _ => UDP_PAYLOAD,
+    };
+    let l4_len = hdr + payload;
+    let total = 20 + l4_len;
+    buf.fill(0);
+    buf[0..6].copy_from_slice(&OUR_MAC);
+    buf[6..12].copy_from_slice(&PEER_MAC);
+    buf[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    let ip = &mut buf[14..34];
+    ip[0] = 0x45;
+    ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    ip[6] = 0x40; // DF
+    ip[8] = 64;
+    ip[9] = proto;
+    ip[12..16].copy_from_slice(&src.ip().octets());
+    ip[16..20].copy_from_slice(&dst.ip().octets());
+    let csum = fold(sum(ip, 0));
+    ip[10..12].copy_from_slice(&(!csum).to_be_bytes());
+    let l4 = &mut buf[34..34 + l4_len];
+    l4[0..2].copy_from_slice(&src.port().to_be_bytes());
+    l4[2..4].copy_from_slice(&dst.port().to_be_bytes());
+    let csum_off = if proto == PROTO_TCP {
+        l4[4..8].copy_from_slice(&0x1000_0000u32.to_be_bytes()); // seq
+        if flags & ACK != 0 {
+            l4[8..12].copy_from_slice(&0x2000_0000u32.to_be_bytes());
+        }
+        l4[12] = 5 << 4;
+        l4[13] = flags;
+        l4[14..16].copy_from_slice(&65535u16.to_be_bytes());
+        16
+    } else {
+        l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+        6
+    };
+    for (k, b) in l4[hdr..].iter_mut().enumerate() {
+        *b = b'a' + k as u8;
+    }
+    let mut pseudo = [0u8; 12];
+    pseudo[0..4].copy_from_slice(&src.ip().octets());
+    pseudo[4..8].copy_from_slice(&dst.ip().octets());
+    pseudo[9] = proto;
+    pseudo[10..12].copy_from_slice(&(l4_len as u16).to_be_bytes());
+    let mut c = !fold(sum(l4, sum(&pseudo, 0)));
+    if proto == PROTO_UDP && c == 0 {
+        c = 0xFFFF;
+    }
+    l4[csum_off..csum_off + 2].copy_from_slice(&c.to_be_bytes());
+    14 + total
+}
+
+fn sum(bytes: &[u8], mut acc: u32) -> u32 {
+    for ch in bytes.chunks(2) {
+        let hi = u32::from(ch[0]) << 8;
+        acc += hi | ch.get(1).map_or(0, |&b| u32::from(b));
+    }
+    acc
+}
+
+fn fold(mut acc: u32) -> u16 {
+    while acc >> 16 != 0 {
+        acc = (acc & 0xFFFF) + (acc >> 16);
+    }
+    acc as u16
+}
+
+/// The service address of `proto` (TCP or UDP).
+pub fn vip(proto: u8) -> SocketAddrV4 {
+    let port = if proto == PROTO_TCP {
+        TCP_VPORT
+    } else {
+        UDP_VPORT
+    };
+    SocketAddrV4::new(VIP, port)
+}
+
+/// One worker with its configuration, its neighbour table, its frame pool and its clock.
+pub struct Bench {
+    pub worker: Worker<VecFrame>,
+    pub snap: Snapshot,
+    pub neigh: NeighTable,
+    pub sink: Sink,
+    pub stats: Arc<Stats>,
+    pub now_ms: u64,
+    _events: Receiver<Event>,
+    _commands: Sender<Command>,
+}
+
+/// What to build.
+#[derive(Clone, Copy, Debug)]
+pub struct Setup {
+    /// Capacity of the worker's connection table.
+    pub conns: usize,
+    /// Local addresses per service (64,512 ports each on one worker).
+    pub laddrs: u32,
+    pub timeouts: Timeouts,
+}
+
+impl Setup {
+    /// A table and enough local ports for `flows` connections.
+    pub fn for_flows(flows: usize) -> Setup {
+        Setup {
+            conns: flows.max(WorkerLimits::default().conns),
+            laddrs: (flows / 60_000 + 1) as u32,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+impl Bench {
+    pub fn new(s: Setup) -> Bench {
+        let mut cs = control_state(s.laddrs, s.timeouts);
+        let snap = cs.snapshot();
+        let neigh = cs.neigh_table();
+        let stats = Arc::new(Stats::new(1, 64));
+        let (ev_tx, ev_rx) = crossbeam_channel::bounded(16);
+        let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(16);
+        let limits = WorkerLimits {
+            conns: s.conns,
+            ..WorkerLimits::default()
+        };
+        let worker = Worker::new(0, 1, limits, Arc::clone(&stats), ev_tx, cmd_rx);
+        let mut b = Bench {
+            worker,
+            snap,
+            neigh,
+            sink: Sink::new(BATCH + 64),
+            stats,
+            now_ms: 1,
+            _events: ev_rx,
+            _commands: cmd_tx,
+        };
+        // Creates the local-port pools (the daemon does it on the first loop iteration).
+        b.housekeeping(0);
+        b
+    }
+
+    pub fn housekeeping(&mut self, sweep_budget: usize) {
+        let ctx = Ctx {
+            snap: &self.snap,
+            neigh: &self.neigh,
+            now_ms: self.now_ms,
+        };
+        self.worker.housekeeping(&ctx, sweep_budget, &mut self.sink);
+    }
+
+    /// Hands one frame holding `bytes` to the worker (setup; not measured).
+    pub fn inject(&mut self, bytes: &[u8]) {
+        let mut f = self.sink.pool.pop().expect("frame pool empty");
+        restore(&mut f, bytes);
+        let ctx = Ctx {
+            snap: &self.snap,
+            neigh: &self.neigh,
+            now_ms: self.now_ms,
+        };
+        self.worker.process(&ctx, 0, f, &mut self.sink);
+    }
+
+    /// Processes templates `start..start + n` (wrapping) once each: the measured loop.
+    #[inline(never)]
+    pub fn run(&mut self, t: &Templates, start: usize, n: usize) {
+        let ctx = Ctx {
+            snap: &self.snap,
+            neigh: &self.neigh,
+            now_ms: self.now_ms,
+        };
+        let count = t.count();
+        let mut i = start;
+        for _ in 0..n {
+            let Some(mut f) = self.sink.pool.pop() else {
+                return;
+            };
+            restore(&mut f, t.get(i));
+            self.worker.process(&ctx, 0, black_box(f), &mut self.sink);
+            i += 1;
+            if i == count {
+                i = 0;
+            }
+        }
+    }
+
+    /// The same loop without the worker: pool pop, frame restore, pool push. Subtracted from
+    /// [`Bench::run`] to get the engine's own cost.
+    #[inline(never)]
+    pub fn run_baseline(&mut self, t: &Templates, start: usize, n: usize) {
+        let count = t.count();
+        let mut i = start;
+        for _ in 0..n {
+            let Some(mut f) = self.sink.pool.pop() else {
+                return;
+            };
+            restore(&mut f, t.get(i));
+            self.sink.tx(0, black_box(f));
+            i += 1;
+            if i == count {
+                i = 0;
+            }
+        }
+    }
+
+    /// Packets dropped so far, all reasons.
+    pub fn drops(&self) -> u64 {
+        let w = self.stats.worker(0);
+        DropReason::ALL
+            .iter()
+            .map(|r| w.drops[r.index()].get())
+            .sum()
+    }
+
+    /// Panics unless every packet so far was transmitted (none dropped, none parked).
+    pub fn assert_all_sent(&self, sent: u64) {
+        let w = self.stats.worker(0);
+        let dropped: Vec<(DropReason, u64)> = DropReason::ALL
+            .iter()
+            .map(|&r| (r, w.drops[r.index()].get()))
+            .filter(|&(_, n)| n > 0)
+            .collect();
+        assert!(
+            dropped.is_empty(),
+            "the worker dropped packets: {dropped:?}"
+        );
+        assert_eq!(
+            self.sink.tx, sent,
+            "the worker did not transmit every packet"
+        );
+    }
+
+    /// Opens `n` connections of `proto`, flows `first..first + n`, and for TCP completes them to
+    /// ESTABLISHED (client SYN, then client ACK).
+    pub fn open(&mut self, proto: u8, first: u32, n: u32) {
+        let mut buf = [0u8; FRAME_ROOM];
+        for i in first..first + n {
+            let flags = if proto == PROTO_TCP { SYN } else { 0 };
+            let len = write_frame(&mut buf, proto, client(i), vip(proto), flags);
+            self.inject(&buf[..len]);
+            if proto == PROTO_TCP {
+                let len = write_frame(&mut buf, proto, client(i), vip(proto), ACK);
+                self.inject(&buf[..len]);
+            }
+        }
+    }
+
+    /// The connection of flow `i`.
+    pub fn conn(&self, proto: u8, i: u32) -> Conn {
+        let c = client(i);
+        let v = vip(proto);
+        let t = Tuple {
+            proto,
+            src: *c.ip(),
+            sport: c.port(),
+            dst: *v.ip(),
+            dport: v.port(),
+        };
+        let (id, dir) = self
+            .worker
+            .conns()
+            .lookup(&t)
+            .expect("flow has a connection");
+        assert_eq!(dir, Dir::Inbound);
+        *self.worker.conns().get(id)
+    }
+}
+
+/// Restores a frame from its template: length and bytes (the engine rewrites in place).
+#[inline]
+pub fn restore(f: &mut VecFrame, bytes: &[u8]) {
+    f.set_len(bytes.len());
+    f.data_mut().copy_from_slice(bytes);
+}
+
+/// Which packets of a flow a template carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Client → VIP data segment (ACK) of an established TCP connection.
+    TcpIn,
+    /// Real server → local address data segment (ACK): the reply direction.
+    TcpOut,
+    /// Client → VIP UDP datagram of a known flow.
+    UdpIn,
+    /// Client SYN to the VIP from a flow without connection.
+    Syn,
+}
+
+/// Templates of `kind` for the flows in `flows`, in that order. `TcpOut` needs the
+/// connections to exist (it takes the local address and port the worker chose).
+pub fn templates(b: &Bench, kind: Kind, flows: &[u32]) -> Templates {
+    let mut t = Templates::with_capacity(flows.len());
+    let mut buf = [0u8; FRAME_ROOM];
+    for &i in flows {
+        let len = match kind {
+            Kind::TcpIn => write_frame(&mut buf, PROTO_TCP, client(i), vip(PROTO_TCP), ACK),
+            Kind::UdpIn => write_frame(&mut buf, PROTO_UDP, client(i), vip(PROTO_UDP), 0),
+            Kind::Syn => write_frame(&mut buf, PROTO_TCP, client(i), vip(PROTO_TCP), SYN),
+            Kind::TcpOut => {
+                let c = b.conn(PROTO_TCP, i);
+                let rs = SocketAddrV4::new(Ipv4Addr::from_bits(c.rip), c.rport);
+                let l = SocketAddrV4::new(Ipv4Addr::from_bits(c.lip), c.lport);
+                write_frame(&mut buf, PROTO_TCP, rs, l, ACK)
+            }
+        };
+        t.push(&buf[..len]);
+    }
+    t
+}
+
+/// A deterministic shuffle of `0..n` (xorshift Fisher-Yates), so consecutive packets hit
+/// scattered connections, as on a real link.
+pub fn shuffled(n: u32, seed: u64) -> Vec<u32> {
+    let mut v: Vec<u32> = (0..n).collect();
+    let mut x = seed | 1;
+    for i in (1..v.len()).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v
+}
+
+/// `n` distinct flows picked at random among `0..total`.
+pub fn sample(total: u32, n: usize, seed: u64) -> Vec<u32> {
+    let mut v = shuffled(total, seed);
+    v.truncate(n);
+    v
+}
+
+/// A connection-table fixture: `n` connections inserted directly (no worker), and the tuples to
+/// look up.
+pub struct TableFixture {
+    pub table: ConnTable,
+    pub keys: Vec<Tuple>,
+}
+
+/// The connection of flow `i` as the worker would build it (FullNAT, 32 local addresses).
+pub fn table_conn(i: u32) -> Conn {
+    let c = client(i);
+    Conn {
+        cip: c.ip().to_bits(),
+        vip: VIP.to_bits(),
+        lip: laddr(i % 256).to_bits(),
+        rip: Ipv4Addr::new(192, 168, 10, 11 + (i % u32::from(RS_COUNT)) as u8).to_bits(),
+        cport: c.port(),
+        vport: TCP_VPORT,
+        lport: 1024 + ((i / 256) % 64_512) as u16,
+        rport: RS_TCP_PORT,
+        rs_slot: 2,
+        expires: 900_000,
+        svc_slot: 0,
+        proto: PROTO_TCP,
+        state: 1,
+        flags: 0,
+    }
+}
+
+/// A full table of `n` connections (capacity `n`), and `lookups` keys of random live
+/// connections, half of them inbound and half outbound.
+pub fn table_fixture(n: u32, lookups: usize) -> TableFixture {
+    let mut table = ConnTable::new(n as usize, 0x5EED_1234_ABCD_0001);
+    for i in 0..n {
+        table.insert(table_conn(i)).expect("insert");
+    }
+    let keys = sample(n, lookups, 0x9E37_79B9)
+        .into_iter()
+        .enumerate()
+        .map(|(k, i)| {
+            let dir = if k % 2 == 0 {
+                Dir::Inbound
+            } else {
+                Dir::Outbound
+            };
+            table_conn(i).tuple(dir)
+        })
+        .collect();
+    TableFixture { table, keys }
+}
+
+/// Looks every key up once; returns how many were found.
+#[inline(never)]
+pub fn lookup_all(table: &ConnTable, keys: &[Tuple]) -> usize {
+    let mut found = 0;
+    for k in keys {
+        found += usize::from(black_box(table.lookup(black_box(k))).is_some());
+    }
+    found
+}
+
+/// The loop of [`lookup_all`] without the lookup.
+#[inline(never)]
+pub fn lookup_baseline(keys: &[Tuple]) -> usize {
+    let mut found = 0;
+    for k in keys {
+        found += usize::from(black_box(black_box(k).sport) != 0);
+    }
+    found
+}

@@ -1,0 +1,130 @@
+//! Instruction counts of the engine's fast paths (gungraun + Callgrind): stable on noisy
+//! machines. Each benchmark hands one batch of `BATCH` (1,024) frames to the worker; the
+//! per-packet figure is `(bench - baseline) / BATCH`, where the baseline runs the same loop
+//! (frame from the pool, restore from its template, back to the pool) without the worker.
+//! `bench/engine.sh` runs this and does the arithmetic.
+//!
+//! Setup (building the configuration and opening up to 1M connections through the worker)
+//! is not measured; nothing is dropped inside the measured function (the state is returned).
+
+mod common;
+
+use std::hint::black_box;
+
+use common::{
+    BATCH, Bench, Kind, PROTO_TCP, PROTO_UDP, Setup, TableFixture, Templates, lookup_all,
+    lookup_baseline, sample, shuffled, table_fixture, templates,
+};
+use gungraun::prelude::*;
+
+/// A worker and the batch it will be fed.
+struct State {
+    bench: Bench,
+    t: Templates,
+    /// Packets sent before the measured batch.
+    sent_before: u64,
+}
+
+fn state(bench: Bench, t: Templates) -> State {
+    let sent_before = bench.sink.tx;
+    State {
+        bench,
+        t,
+        sent_before,
+    }
+}
+
+/// `flows` established connections of `proto`; the batch is `BATCH` random ones of them,
+/// as templates of `kind`. Not warmed up: with 1M flows the batch's entries are out of the
+/// simulated cache, as on a real link (the teardown checks every packet was forwarded).
+fn hit(proto: u8, kind: Kind, flows: u32) -> State {
+    let mut b = Bench::new(Setup::for_flows(flows as usize));
+    b.open(proto, 0, flows);
+    let picked = if flows as usize == BATCH {
+        shuffled(flows, 7)
+    } else {
+        sample(flows, BATCH, 7)
+    };
+    let t = templates(&b, kind, &picked);
+    state(b, t)
+}
+
+/// `open` connections already established, and a batch of `BATCH` SYNs from new flows.
+fn new_conn(open: u32) -> State {
+    let mut b = Bench::new(Setup::for_flows(open as usize + 2 * BATCH));
+    b.open(PROTO_TCP, 0, open);
+    // One connection of warm-up: the worker picks its scheduler start on the first one.
+    b.open(PROTO_TCP, open, 1);
+    let flows: Vec<u32> = (open + 1..open + 1 + BATCH as u32).collect();
+    let t = templates(&b, Kind::Syn, &flows);
+    state(b, t)
+}
+
+/// Checks the measured batch went out whole.
+fn check(s: State) {
+    s.bench.assert_all_sent(s.sent_before + BATCH as u64);
+}
+
+fn check_lookup((f, found): (TableFixture, usize)) {
+    assert_eq!(found, f.keys.len(), "every key must be found");
+}
+
+fn run(mut s: State) -> State {
+    s.bench.run(&s.t, 0, BATCH);
+    s
+}
+
+#[library_benchmark(teardown = check)]
+#[bench::tcp_in_1k(args = (PROTO_TCP, Kind::TcpIn, BATCH as u32), setup = hit)]
+#[bench::tcp_in_1m(args = (PROTO_TCP, Kind::TcpIn, 1 << 20), setup = hit)]
+#[bench::tcp_out_1k(args = (PROTO_TCP, Kind::TcpOut, BATCH as u32), setup = hit)]
+#[bench::tcp_out_1m(args = (PROTO_TCP, Kind::TcpOut, 1 << 20), setup = hit)]
+#[bench::udp_in_1k(args = (PROTO_UDP, Kind::UdpIn, BATCH as u32), setup = hit)]
+fn fullnat_hit(s: State) -> State {
+    black_box(run(s))
+}
+
+#[library_benchmark(teardown = check)]
+#[bench::empty_table(args = (0), setup = new_conn)]
+#[bench::table_1m(args = (1 << 20), setup = new_conn)]
+fn new_tcp_conn(s: State) -> State {
+    black_box(run(s))
+}
+
+// The harness alone, for data segments (60-byte frames) and SYNs (54-byte frames).
+#[library_benchmark]
+#[bench::data(args = (PROTO_TCP, Kind::TcpIn, BATCH as u32), setup = hit)]
+#[bench::syn(args = (0), setup = new_conn)]
+fn harness_baseline(mut s: State) -> State {
+    s.bench.run_baseline(&s.t, 0, BATCH);
+    black_box(s)
+}
+
+#[library_benchmark(teardown = check_lookup)]
+#[bench::entries_1k(args = (1 << 10, BATCH), setup = table_fixture)]
+#[bench::entries_1m(args = (1 << 20, BATCH), setup = table_fixture)]
+#[bench::entries_10m(args = (10_000_000, BATCH), setup = table_fixture)]
+fn conn_lookup(f: TableFixture) -> (TableFixture, usize) {
+    let found = lookup_all(&f.table, &f.keys);
+    black_box((f, found))
+}
+
+#[library_benchmark]
+#[bench::loop_only(args = (1 << 10, BATCH), setup = table_fixture)]
+fn conn_lookup_baseline(f: TableFixture) -> (TableFixture, usize) {
+    let found = lookup_baseline(&f.keys);
+    black_box((f, found))
+}
+
+library_benchmark_group!(
+    name = engine,
+    benchmarks = [
+        harness_baseline,
+        fullnat_hit,
+        new_tcp_conn,
+        conn_lookup_baseline,
+        conn_lookup
+    ]
+);
+
+main!(library_benchmark_groups = engine);
