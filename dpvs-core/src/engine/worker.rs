@@ -385,21 +385,34 @@ impl<F: Frame> Worker<F> {
         f: F,
         out: &mut impl Output<F>,
     ) {
-        let Some(local) = ctx.snap.local(ip.dst) else {
-            return self.drop_pkt(f, DropReason::NotOurs);
+        let ports = match ip.l4 {
+            L4::Tcp(t) if tcp::flags_valid(t.flags) => (t.sport, t.dport, t.flags),
+            L4::Tcp(_) => return self.drop_pkt(f, DropReason::BadTcpFlags),
+            L4::Udp { sport, dport } => (sport, dport, 0),
+            _ => return self.on_other_ipv4(ctx, pkt, ip, f, out),
         };
+        self.on_l4(ctx, pkt, ip, ports, f, out)
+    }
+
+    /// IPv4 that is neither TCP nor UDP: only ICMP echo to our addresses is answered.
+    fn on_other_ipv4(
+        &mut self,
+        ctx: &Ctx<'_>,
+        pkt: &Packet,
+        ip: &Ipv4Info,
+        f: F,
+        out: &mut impl Output<F>,
+    ) {
+        if ctx.snap.local(ip.dst).is_none() {
+            return self.drop_pkt(f, DropReason::NotOurs);
+        }
         match ip.l4 {
-            L4::Tcp(t) if tcp::flags_valid(t.flags) => {
-                self.on_l4(ctx, pkt, ip, local, (t.sport, t.dport, t.flags), f, out)
-            }
-            L4::Tcp(_) => self.drop_pkt(f, DropReason::BadTcpFlags),
-            L4::Udp { sport, dport } => self.on_l4(ctx, pkt, ip, local, (sport, dport, 0), f, out),
             L4::Icmp {
                 icmp_type: ICMP_ECHO_REQUEST,
                 ..
             } if ip.proto == PROTO_ICMP => self.echo_reply(ctx, pkt, ip, f, out),
             L4::Icmp { .. } => self.drop_pkt(f, DropReason::IcmpIgnored),
-            L4::Other => self.drop_pkt(f, DropReason::UnknownL4Proto),
+            _ => self.drop_pkt(f, DropReason::UnknownL4Proto),
         }
     }
 
@@ -409,11 +422,12 @@ impl<F: Frame> Worker<F> {
         ctx: &Ctx<'_>,
         pkt: &Packet,
         ip: &Ipv4Info,
-        local: LocalAddr,
         (sport, dport, flags): (u16, u16, u8),
         f: F,
         out: &mut impl Output<F>,
     ) {
+        // The connection first: a hit (the common case) needs nothing else, and only our own
+        // addresses ever get connections.
         let tuple = Tuple {
             proto: ip.proto,
             src: ip.src,
@@ -427,6 +441,9 @@ impl<F: Frame> Worker<F> {
             }
             return self.forward(ctx, ip, id, dir, flags, f, out);
         }
+        let Some(local) = ctx.snap.local(ip.dst) else {
+            return self.drop_pkt(f, DropReason::NotOurs);
+        };
         let svc = if local.is_laddr {
             None
         } else {
@@ -567,7 +584,13 @@ impl<F: Frame> Worker<F> {
         let c = self.conns.get_mut(id);
         let timeout_s = if c.proto == PROTO_TCP {
             let old = TcpState::from_u8(c.state);
-            let new = tcp_state::next_state(old, tcp_dir(dir), flags);
+            // Most segments are plain ACKs (with data) of an established connection.
+            let plain = flags & (tcp::SYN | tcp::FIN | tcp::RST) == 0;
+            let new = if old == TcpState::Established && plain {
+                old
+            } else {
+                tcp_state::next_state(old, tcp_dir(dir), flags)
+            };
             if new != old {
                 c.state = new as u8;
                 track_activity(&self.stats, w, c, old, new);
