@@ -40,6 +40,27 @@ struct Group {
     len: u8,
     mask: u32,
     routes: HashMap<u32, Route>,
+    /// The group's route when it has exactly one (the usual connected subnet or default
+    /// route): a compare instead of a hash probe per packet.
+    only: Option<(u32, Route)>,
+}
+
+impl Group {
+    fn refresh(&mut self) {
+        self.only = match self.routes.len() {
+            1 => self.routes.iter().next().map(|(k, r)| (*k, *r)),
+            _ => None,
+        };
+    }
+
+    #[inline]
+    fn get(&self, d: u32) -> Option<&Route> {
+        let key = d & self.mask;
+        match &self.only {
+            Some((k, r)) => (*k == key).then_some(r),
+            None => self.routes.get(&key),
+        }
+    }
 }
 
 /// The routing table. Built on the control thread, read by workers through the snapshot.
@@ -80,16 +101,18 @@ impl RouteTable {
                     len,
                     mask: m,
                     routes: HashMap::new(),
+                    only: None,
                 };
                 self.groups.insert(at, group);
                 at
             }
         };
-        let routes = &mut self.groups[at].routes;
-        if routes.contains_key(&key) {
+        let group = &mut self.groups[at];
+        if group.routes.contains_key(&key) {
             return Err(RouteError::Exists(prefix, len));
         }
-        routes.insert(key, route);
+        group.routes.insert(key, route);
+        group.refresh();
         Ok(())
     }
 
@@ -99,6 +122,7 @@ impl RouteTable {
             return false;
         };
         let removed = self.groups[at].routes.remove(&u32::from(prefix)).is_some();
+        self.groups[at].refresh();
         if self.groups[at].routes.is_empty() {
             self.groups.remove(at);
         }
@@ -109,7 +133,7 @@ impl RouteTable {
     #[inline]
     pub fn lookup(&self, dst: Ipv4Addr) -> Option<&Route> {
         let d = u32::from(dst);
-        self.groups.iter().find_map(|g| g.routes.get(&(d & g.mask)))
+        self.groups.iter().find_map(|g| g.get(d))
     }
 
     /// Where to send a packet for `dst`: `(port, next-hop IP, preferred source)`. The next hop
@@ -141,6 +165,19 @@ mod tests {
 
     fn ip(s: &str) -> Ipv4Addr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_group_back_to_one_route_still_matches_only_it() {
+        let mut t = RouteTable::new();
+        t.insert(route("10.0.0.0", 24, 1)).unwrap();
+        t.insert(route("10.0.1.0", 24, 2)).unwrap();
+        assert_eq!(t.lookup(ip("10.0.1.9")).map(|r| r.port), Some(2));
+        assert!(t.remove(ip("10.0.0.0"), 24));
+        assert_eq!(t.lookup(ip("10.0.1.9")).map(|r| r.port), Some(2));
+        assert_eq!(t.lookup(ip("10.0.0.9")), None);
+        assert!(t.remove(ip("10.0.1.0"), 24));
+        assert!(t.is_empty());
     }
 
     fn route(prefix: &str, len: u8, port: u16) -> Route {
