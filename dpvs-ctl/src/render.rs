@@ -377,7 +377,9 @@ pub fn stats(s: &StatsInfo) -> String {
 
 /// Busy TSC cycles per packet (testpmd's `--record-core-cycles` definition), `-` before any.
 fn cycles_per_packet(cycles: u64, pkts: u64) -> String {
-    cycles.checked_div(pkts).map_or_else(|| "-".to_string(), |c| c.to_string())
+    cycles
+        .checked_div(pkts)
+        .map_or_else(|| "-".to_string(), |c| c.to_string())
 }
 
 /// `link list`: identity and steering, then counters.
