@@ -408,7 +408,21 @@ def check_counts(r, n, what):
           % (what, servers))
 
 
-def main(body, workers=2, start_dpvs=True):
+def idle_mbufs(lab, timeout=10):
+    """mbuf_in_use once two readings 0.5 s apart agree."""
+    prev = [None]
+
+    def stable():
+        v = mbuf_in_use(lab.stats())
+        same = v == prev[0]
+        prev[0] = v
+        return (v,) if same else None
+    return wait_for(stable, timeout, interval=0.5, what="a stable mbuf_in_use at idle")[0]
+
+
+def main(body, workers=2, start_dpvs=True, lab_class=None):
+    """Runs one test: sets up the lab (`lab_class`, default Lab), runs `body(lab)`, always
+    tears down, prints OK or FAIL: reason, and exits accordingly."""
     import argparse
     ap = argparse.ArgumentParser()
     ap.add_argument("--prefix", required=True)
@@ -419,7 +433,7 @@ def main(body, workers=2, start_dpvs=True):
         raise SystemExit("FAIL: killed by signal %d (time limit?)" % signum)
     signal.signal(signal.SIGTERM, on_term)
 
-    lab = Lab(a.prefix, name, workers=workers)
+    lab = (lab_class or Lab)(a.prefix, name, workers=workers)
     failed = True
     reason = None
     try:

@@ -23,16 +23,11 @@ Tear-down (also on failure or SIGTERM): SIGTERM/KILL the daemon, then `scripts/t
 PREFIX`, which kills what is left in PREFIX-lb, deletes the namespace, /var/run/dpdk/PREFIX and
 /tmp/dpvs-lab-PREFIX."""
 
-import argparse
 import os
 import re
-import signal
-import sys
-import time
-import traceback
 
-from lab import (PY, Fail, Lab, check, drop_counters, mbuf_in_use, require_binaries, run, say,
-                 wait_for)
+from lab import (PY, Fail, Lab, check, drop_counters, idle_mbufs, main, mbuf_in_use,
+                 require_binaries, run, say, wait_for)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 COUNT = 20
@@ -101,8 +96,8 @@ class TapLab(Lab):
     """The harness's Lab (daemon start/stop, dpvs-ctl, logs, tear-down through
     `topology.sh down PREFIX`) with a single namespace PREFIX-lb and no veths or servers."""
 
-    def __init__(self, prefix, name):
-        super().__init__(prefix, name, workers=1)
+    def __init__(self, prefix, name, workers=1):
+        super().__init__(prefix, name, workers=workers)
         self.iface = "%st0" % prefix
         self.ns = {"lb": "%s-lb" % prefix}
 
@@ -165,18 +160,6 @@ def udp_in_pkts(lab):
         if isinstance(svc, dict) and svc.get("key") == SVC_UDP:
             return int((svc.get("stats") or {}).get("in_pkts", 0))
     raise Fail("service %s not in `service list --stats`" % SVC_UDP)
-
-
-def idle_mbufs(lab, timeout=5):
-    """mbuf_in_use once two readings 0.5 s apart agree."""
-    prev = [None]
-
-    def stable():
-        v = mbuf_in_use(lab.stats())
-        same = v == prev[0]
-        prev[0] = v
-        return (v,) if same else None
-    return wait_for(stable, timeout, interval=0.5, what="a stable mbuf_in_use at idle")[0]
 
 
 def moved(before, after):
@@ -259,47 +242,5 @@ def body(lab):
         mbuf_in_use(s), base_mbufs, moved({}, drop_counters(s))))
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--prefix", required=True)
-    a = ap.parse_args()
-    name = os.path.basename(sys.argv[0]).removeprefix("t_").removesuffix(".py")
-
-    def on_term(signum, frame):
-        raise SystemExit("killed by signal %d (time limit?)" % signum)
-    signal.signal(signal.SIGTERM, on_term)
-
-    t0 = time.monotonic()
-    lab = TapLab(a.prefix, name)
-    failed = True
-    reason = None
-    try:
-        lab.up()
-        body(lab)
-        failed = False
-    except Fail as e:
-        reason = str(e)
-    except SystemExit as e:
-        reason = str(e.code)
-    except Exception as e:  # noqa: BLE001
-        traceback.print_exc(file=sys.stdout)
-        reason = "%s: %s" % (type(e).__name__, e)
-    finally:
-        if failed and lab.dpvs is not None:
-            say("dpvs log tail:")
-            for line in lab.log_tail(15).split(" | "):
-                say("  ", line)
-        try:
-            lab.down(failed)
-        except Exception as e:  # noqa: BLE001
-            say("tear-down problem:", e)
-    say("took %.1fs" % (time.monotonic() - t0))
-    if failed:
-        print("FAIL: %s" % (reason or "unknown").replace("\n", " ")[:1000], flush=True)
-        sys.exit(1)
-    print("OK", flush=True)
-    sys.exit(0)
-
-
 if __name__ == "__main__":
-    main()
+    main(body, workers=1, lab_class=TapLab)

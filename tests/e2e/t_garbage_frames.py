@@ -12,7 +12,7 @@ daemon sees them. t_fragments_tap.py sends them over a TAP port instead."""
 import os
 import time
 
-from lab import (PY, VIP_URL, Fail, check, drop_counters, main, mbuf_in_use, run, say,
+from lab import (PY, VIP_URL, Fail, check, drop_counters, idle_mbufs, main, mbuf_in_use, run, say,
                  wait_for)
 
 COUNT = 20
@@ -27,18 +27,6 @@ KINDS = [
     ("tcp_truncated", ["truncated", "bad_l4_header"]),
 ]
 HERE = os.path.dirname(os.path.abspath(__file__))
-
-
-def idle_mbufs(lab, timeout=10):
-    """mbuf_in_use once two readings 0.5 s apart agree."""
-    prev = [None]
-
-    def stable():
-        v = mbuf_in_use(lab.stats())
-        same = v == prev[0]
-        prev[0] = v
-        return (v,) if same else None
-    return wait_for(stable, timeout, interval=0.5, what="a stable mbuf_in_use at idle")[0]
 
 
 def body(lab):
