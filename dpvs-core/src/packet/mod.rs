@@ -1,6 +1,6 @@
 //! Packet views: bounds-checked, zero-copy header access and in-place rewrites.
 //!
-//! Hand-rolled fixed-offset reads (`from_be_bytes` on checked slices, no `unsafe`, no
+//! Hand-rolled fixed-offset reads (`from_be_bytes` on checked slices, safe code only, no
 //! allocation, no panic on any input): [`parse`](parse::parse) summarises a frame once into a
 //! `Copy` [`Packet`], and the rewrite modules ([`nat`], [`arp`], [`icmp`], [`tcp`]) edit the
 //! frame in place from that summary, patching checksums incrementally where they can.
