@@ -498,10 +498,7 @@ impl ControlState {
             if ports.len() <= i {
                 ports.resize(i + 1, None);
             }
-            ports[i] = Some(PortConf {
-                name: p.name.clone(),
-                mac: p.mac,
-            });
+            ports[i] = Some(PortConf { mac: p.mac });
         }
         let mut local = HashMap::new();
         for a in &self.addrs {
@@ -576,11 +573,6 @@ impl ControlState {
             );
         }
         t
-    }
-
-    /// Service protocol and VIP as the engine indexes them.
-    pub fn service_by_slot(&self, slot: u32) -> Option<&ServiceState> {
-        self.services.iter().find(|s| s.slot == slot)
     }
 }
 

@@ -180,8 +180,14 @@ impl ConnTable {
     }
 
     /// Finds the connection a packet with tuple `t` belongs to, and the packet's direction.
+    #[inline]
     pub fn lookup(&self, t: &Tuple) -> Option<(ConnId, Dir)> {
-        let h = self.hash(t);
+        self.find(self.hash(t), t)
+    }
+
+    /// [`Self::lookup`] with the tuple's hash already computed.
+    #[inline]
+    fn find(&self, h: u64, t: &Tuple) -> Option<(ConnId, Dir)> {
         let slab = &self.slab;
         self.index
             .find(h, |&v| {
@@ -196,18 +202,19 @@ impl ConnTable {
 
     /// Inserts `conn` under both of its tuples.
     pub fn insert(&mut self, conn: Conn) -> Result<ConnId, InsertError> {
-        let inbound = conn.tuple(Dir::Inbound);
-        let outbound = conn.tuple(Dir::Outbound);
-        if self.lookup(&inbound).is_some() || self.lookup(&outbound).is_some() {
+        let keys = [Dir::Inbound, Dir::Outbound].map(|d| {
+            let t = conn.tuple(d);
+            (self.hash(&t), t, d)
+        });
+        if keys.iter().any(|(h, t, _)| self.find(*h, t).is_some()) {
             return Err(InsertError::Exists);
         }
         let pos = self.free.pop().ok_or(InsertError::Full)?;
         self.slab[pos as usize] = conn;
-        for (t, dir) in [(inbound, Dir::Inbound), (outbound, Dir::Outbound)] {
-            let h = hash_tuple(self.seed, &t);
+        for (h, _, dir) in keys {
             let (slab, seed) = (&self.slab, self.seed);
-            // Capacity was reserved for two keys per connection, so the hasher (only used to
-            // grow) never runs; it is still correct.
+            // Room for four keys per connection was reserved, so the hasher (only used to
+            // rehash) never runs on the fast path; it is still correct.
             self.index.insert_unique(h, Self::entry(pos, dir), |&v| {
                 let (p, d) = Self::decode(v);
                 hash_tuple(seed, &slab[p as usize].tuple(d))

@@ -15,7 +15,7 @@ use crate::packet::ether::MacAddr;
 /// A DPDK port as the engine sees it.
 #[derive(Clone, Debug)]
 pub struct PortConf {
-    pub name: String,
+    /// Source MAC of everything the worker sends on the port.
     pub mac: MacAddr,
 }
 
