@@ -70,6 +70,24 @@ pub fn ipv4_header_valid(hdr: &[u8]) -> bool {
     fold(sum(hdr, 0)) == 0xffff
 }
 
+/// [`ipv4_header_valid`] for a header without options, in straight-line code: the one's
+/// complement sum does not depend on byte order, so five native 32-bit words are added.
+#[inline]
+pub fn ipv4_header_valid20(hdr: &[u8; 20]) -> bool {
+    let w = |i: usize| {
+        u64::from(u32::from_ne_bytes([
+            hdr[i],
+            hdr[i + 1],
+            hdr[i + 2],
+            hdr[i + 3],
+        ]))
+    };
+    let acc = w(0) + w(4) + w(8) + w(12) + w(16);
+    let s = (acc & 0xffff_ffff) + (acc >> 32);
+    let s = (s & 0xffff_ffff) + (s >> 32);
+    fold(s as u32) == 0xffff
+}
+
 /// Computes and stores the checksum of the IPv4 header at the start of `hdr` (`hdr` is exactly
 /// the header, options included); `false` when shorter than the checksum field.
 pub fn fill_ipv4_header_checksum(hdr: &mut [u8]) -> bool {
@@ -161,7 +179,7 @@ pub fn plain_valid(msg: &[u8]) -> bool {
 /// Accumulates field changes for one incremental checksum update (RFC 1624, eqn. 3:
 /// `HC' = ~(~HC + ~m + m')`), so several rewritten fields cost one fold.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Delta(u32);
+pub struct Delta(u64);
 
 impl Delta {
     /// No change.
@@ -172,21 +190,25 @@ impl Delta {
     /// A 16-bit field changes from `old` to `new`.
     #[inline]
     pub const fn add16(self, old: u16, new: u16) -> Self {
-        Delta(self.0 + (!old) as u32 + new as u32)
+        Delta(self.0 + (!old) as u64 + new as u64)
     }
 
-    /// A 32-bit field (two aligned words) changes from `old` to `new`.
+    /// A 32-bit field (two aligned words) changes from `old` to `new`. The one's complement sum
+    /// of two 16-bit words equals that of the 32-bit word once folded, so it is added whole.
     #[inline]
     pub const fn add32(self, old: u32, new: u32) -> Self {
-        let o = !old;
-        Delta(self.0 + (o >> 16) + (o & 0xffff) + (new >> 16) + (new & 0xffff))
+        Delta(self.0 + (!old) as u64 + new as u64)
     }
 
     /// The updated checksum field for one that held `csum` before the changes.
     #[inline]
     pub fn apply(self, csum: u16) -> u16 {
-        // A few dozen words of at most 0xffff: far below u32 overflow.
-        !fold(u32::from(!csum) + self.0)
+        // A few dozen fields of at most 2^32: far below u64 overflow; two folds bring the sum
+        // under 2^33, then to 32 bits.
+        let s = u64::from(!csum) + self.0;
+        let s = (s & 0xffff_ffff) + (s >> 32);
+        let s = (s & 0xffff_ffff) + (s >> 32);
+        !fold(s as u32)
     }
 
     /// As [`Delta::apply`] for a UDP checksum field: 0 ("none") stays 0, and a computed 0 is

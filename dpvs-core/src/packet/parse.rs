@@ -9,7 +9,7 @@
 
 use core::net::Ipv4Addr;
 
-use super::checksum::ipv4_header_valid;
+use super::checksum::{ipv4_header_valid, ipv4_header_valid20};
 use super::ether::{ETH_HLEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_VLAN, MacAddr, VLAN_HLEN};
 use super::ipv4::{IP_MF, IP_OFFMASK, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN};
 use crate::drop::DropReason;
@@ -195,7 +195,78 @@ impl Ipv4Info {
 }
 
 /// Parses a received frame. See the module doc for what is checked.
+#[inline]
 pub fn parse(data: &[u8]) -> Result<Packet, DropReason> {
+    match parse_common(data) {
+        Some(p) => Ok(p),
+        None => parse_general(data),
+    }
+}
+
+/// The common frame in straight-line code: untagged Ethernet, IPv4 without options, not a
+/// fragment, TCP or UDP with a header that fits. Returns exactly what [`parse_general`] would
+/// (a property test holds the two together), or `None` to let it decide, drop reasons included.
+#[inline]
+pub(super) fn parse_common(data: &[u8]) -> Option<Packet> {
+    const L3: usize = ETH_HLEN;
+    const L4: usize = ETH_HLEN + IPV4_HLEN;
+    // Frames shorter than a TCP header would need (only minimal UDP ones, below Ethernet's
+    // 60-byte minimum) take the general path.
+    let h = data.first_chunk::<{ L4 + TCP_HLEN }>()?;
+    let ip = h[L3..].first_chunk::<IPV4_HLEN>()?;
+    let (ethertype, ver_ihl, frag) = (be(h[12], h[13]), ip[0], be(ip[6], ip[7]));
+    if ethertype != ETHERTYPE_IPV4 || ver_ihl != 0x45 || frag & (IP_MF | IP_OFFMASK) != 0 {
+        return None;
+    }
+    let total_len = be(ip[2], ip[3]);
+    let total = usize::from(total_len);
+    if total < IPV4_HLEN || total > data.len() - L3 || !ipv4_header_valid20(ip) {
+        return None;
+    }
+    let l4 = &h[L4..];
+    let (sport, dport) = (be(l4[0], l4[1]), be(l4[2], l4[3]));
+    let l4 = match ip[9] {
+        IPPROTO_TCP => {
+            let doff = usize::from(l4[12] >> 4) * 4;
+            if doff < TCP_HLEN || doff > total - IPV4_HLEN {
+                return None;
+            }
+            L4::Tcp(TcpInfo {
+                sport,
+                dport,
+                flags: l4[13],
+                seq: u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]),
+                ack: u32::from_be_bytes([l4[8], l4[9], l4[10], l4[11]]),
+                payload_len: (total - IPV4_HLEN - doff) as u16,
+            })
+        }
+        IPPROTO_UDP => {
+            let ulen = usize::from(be(l4[4], l4[5]));
+            if ulen < UDP_HLEN || ulen > total - IPV4_HLEN {
+                return None;
+            }
+            L4::Udp { sport, dport }
+        }
+        _ => return None,
+    };
+    Some(Packet {
+        l3_off: L3,
+        vlan: None,
+        l3: L3::Ipv4(Ipv4Info {
+            l3_off: L3,
+            src: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+            dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+            proto: ip[9],
+            ttl: ip[8],
+            l4_off: L4,
+            total_len,
+            l4,
+        }),
+    })
+}
+
+/// Parses any frame; see the module doc.
+pub(super) fn parse_general(data: &[u8]) -> Result<Packet, DropReason> {
     let (ethertype, l3_off, vlan) = parse_ether(data)?;
     let l3 = match ethertype {
         ETHERTYPE_IPV4 => L3::Ipv4(parse_ipv4(data, l3_off)?),
@@ -203,6 +274,12 @@ pub fn parse(data: &[u8]) -> Result<Packet, DropReason> {
         _ => return Err(DropReason::UnknownEthertype),
     };
     Ok(Packet { l3_off, vlan, l3 })
+}
+
+/// The big-endian u16 of two bytes.
+#[inline]
+fn be(hi: u8, lo: u8) -> u16 {
+    u16::from_be_bytes([hi, lo])
 }
 
 /// Reads a big-endian u16 at `off`, `None` past the end.

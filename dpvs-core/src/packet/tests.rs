@@ -63,6 +63,35 @@ fn parses_tcp_with_options() {
 }
 
 #[test]
+fn common_frames_take_the_straight_line_branch() {
+    let s = Spec {
+        payload: vec![1; 20],
+        ..Spec::default()
+    };
+    for f in [
+        tcp_frame(&s, ACK, 1, 2),
+        tcp_frame(&Spec::default(), SYN, 1, 0),
+        udp_frame(&s),
+    ] {
+        assert_eq!(parse_common(&f).map(Ok), Some(parse_general(&f)));
+    }
+    let tagged = Spec {
+        vlan: Some(7),
+        ..Spec::default()
+    };
+    let options = Spec {
+        ip_options: vec![1; 4],
+        ..Spec::default()
+    };
+    for f in [
+        tcp_frame(&tagged, ACK, 1, 2),
+        tcp_frame(&options, ACK, 1, 2),
+    ] {
+        assert!(parse_common(&f).is_none() && parse(&f).is_ok());
+    }
+}
+
+#[test]
 fn parses_vlan_udp_and_ip_options() {
     let s = Spec {
         vlan: Some(0x123),
@@ -721,6 +750,11 @@ proptest! {
 
 /// Invariants every accepted frame satisfies, and every in-place function run on it.
 fn exercise(f: &[u8]) -> Result<(), TestCaseError> {
+    // The straight-line branch may decline any frame, but what it accepts must be exactly what
+    // the general parse makes of it.
+    if let Some(fast) = parse_common(f) {
+        prop_assert_eq!(parse_general(f), Ok(fast));
+    }
     let Ok(p) = parse(f) else { return Ok(()) };
     prop_assert!(p.l3_off == 14 || p.l3_off == 18);
     match p.l3 {
