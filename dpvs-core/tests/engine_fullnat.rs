@@ -494,6 +494,25 @@ fn handshake(rig: &mut Rig<VecFrame>, cport: u16) -> (Ipv4Addr, u16) {
     (rs, lport)
 }
 
+/// The worker caches next hops; a neighbour whose MAC changes must be sent to at its new MAC
+/// from the next packet on, in both directions.
+#[test]
+fn a_changed_neighbour_mac_applies_to_the_next_packet() {
+    let mut rig = Rig::lab();
+    let (rs, lport) = handshake(&mut rig, 40000);
+    let moved = MacAddr([0x02, 0xaa, 0, 0, 0, 0x77]);
+    for (ip, port) in [(rs, "dpdk1"), (CLIENT, "dpdk0")] {
+        rig.state
+            .neigh_add(ip.into(), &moved.to_string(), port)
+            .unwrap();
+    }
+    rig.neigh = rig.state.neigh_table();
+    let out = rig.send(0, &client_tcp(40000, ACK, 1001, 5001, b"data"));
+    assert_eq!(only_ip4(&out, "data after the change").eth_dst, moved);
+    let out = rig.send(1, &rs_tcp(rs, lport, ACK, 5001, 1005, b""));
+    assert_eq!(only_ip4(&out, "reply after the change").eth_dst, moved);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 1. TCP FullNAT round trip
 // ---------------------------------------------------------------------------------------------

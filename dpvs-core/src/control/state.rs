@@ -89,6 +89,8 @@ pub struct ControlState {
     pub timeouts: Timeouts,
     slots: SlotAlloc,
     generation: u64,
+    /// Of the last neighbour table built.
+    neigh_generation: u64,
 }
 
 /// A change whose consequences reach into the workers' tables.
@@ -126,6 +128,7 @@ impl ControlState {
             timeouts,
             slots: SlotAlloc::new(slots),
             generation: 0,
+            neigh_generation: 0,
         }
     }
 
@@ -560,8 +563,10 @@ impl ControlState {
     }
 
     /// The neighbour table the workers will read.
-    pub fn neigh_table(&self) -> NeighTable {
+    pub fn neigh_table(&mut self) -> NeighTable {
+        self.neigh_generation += 1;
         let mut t = NeighTable::new();
+        t.set_generation(self.neigh_generation);
         for (ip, n) in &self.neighs {
             t.insert(
                 *ip,

@@ -1,5 +1,6 @@
 //! The load-balancing engine: everything a worker does to a packet, without EAL.
 pub mod conn;
+pub mod hop;
 pub mod laddr;
 pub mod neigh;
 pub mod route;

@@ -30,11 +30,22 @@ pub struct NeighEntry {
 #[derive(Clone, Debug, Default)]
 pub struct NeighTable {
     map: HashMap<Ipv4Addr, NeighEntry>,
+    generation: u64,
 }
 
 impl NeighTable {
     pub fn new() -> NeighTable {
         NeighTable::default()
+    }
+
+    /// A number the control plane gives each table it publishes, different from the previous
+    /// one's: workers compare it to notice a new table (their next-hop caches depend on it).
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    pub fn set_generation(&mut self, generation: u64) {
+        self.generation = generation;
     }
 
     /// The entry for `ip`. Allocation-free: the per-packet call.

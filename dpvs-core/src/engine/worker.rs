@@ -13,6 +13,7 @@ use hashbrown::HashMap;
 
 use crate::drop::DropReason;
 use crate::engine::conn::{Conn, ConnId, ConnTable, Dir, InsertError, Tuple};
+use crate::engine::hop::{HopCache, NextHop};
 use crate::engine::laddr::{PortPool, port_owner};
 use crate::engine::neigh::{NeighTable, PendingQueue};
 use crate::engine::snapshot::{LocalAddr, Service, Snapshot};
@@ -110,6 +111,7 @@ pub struct Worker<F> {
     /// Per service slot: scheduler cursor and local-address cursor.
     cursors: Box<[(u32, u32)]>,
     pending: PendingQueue<F>,
+    hops: HopCache,
     /// Next hops due for an ARP retry, collected while polling the pending queue.
     arp_due: Vec<(u16, Ipv4Addr)>,
     stats: Arc<Stats>,
@@ -171,6 +173,7 @@ impl<F: Frame> Worker<F> {
             pools: HashMap::new(),
             cursors: vec![(u32::MAX, 0); stats.slots()].into_boxed_slice(),
             pending: PendingQueue::new(limits.pending_per_hop, limits.pending_hops),
+            hops: HopCache::default(),
             arp_due: Vec::with_capacity(limits.pending_hops),
             stats,
             events,
@@ -686,17 +689,47 @@ impl<F: Frame> Worker<F> {
 
     /// Sends an IPv4 packet towards `dst`: route, then the next hop's MAC, or park the packet
     /// until ARP resolves it.
+    #[inline]
     fn send_ip(&mut self, ctx: &Ctx<'_>, dst: Ipv4Addr, mut f: F, out: &mut impl Output<F>) {
-        let Some((port, hop, _src)) = ctx.snap.routes.next_hop(dst) else {
-            return self.drop_pkt(f, DropReason::NoRoute);
+        self.hops
+            .sync((ctx.snap.generation, ctx.neigh.generation()));
+        let hop = match self.hops.get(dst) {
+            Some(hop) => hop,
+            None => match self.resolve(ctx, dst) {
+                Ok(hop) => hop,
+                Err(why) => return self.park(ctx, f, why, out),
+            },
+        };
+        set_macs(f.data_mut(), hop.dst_mac, hop.src_mac);
+        out.tx(hop.port, f)
+    }
+
+    /// The next hop of `dst` from the route and neighbour tables, cached when complete; else
+    /// what stopped it: no route, or the gateway (port, address) whose MAC is unknown.
+    fn resolve(&mut self, ctx: &Ctx<'_>, dst: Ipv4Addr) -> Result<NextHop, Unresolved> {
+        let Some((port, gw, _src)) = ctx.snap.routes.next_hop(dst) else {
+            return Err(Unresolved::NoRoute);
         };
         let Some(pc) = ctx.snap.port(port) else {
+            return Err(Unresolved::NoRoute);
+        };
+        let Some(e) = ctx.neigh.get(gw) else {
+            return Err(Unresolved::Neigh(port, gw));
+        };
+        let hop = NextHop {
+            port,
+            dst_mac: MacAddr(e.mac),
+            src_mac: pc.mac,
+        };
+        self.hops.put(dst, hop);
+        Ok(hop)
+    }
+
+    /// A packet whose next hop is not resolved: dropped without a route, else queued for ARP.
+    fn park(&mut self, ctx: &Ctx<'_>, f: F, why: Unresolved, out: &mut impl Output<F>) {
+        let Unresolved::Neigh(port, hop) = why else {
             return self.drop_pkt(f, DropReason::NoRoute);
         };
-        if let Some(e) = ctx.neigh.get(hop) {
-            set_macs(f.data_mut(), MacAddr(e.mac), pc.mac);
-            return out.tx(port, f);
-        }
         match self.pending.push(hop, port, f, ctx.now_ms) {
             Ok(true) => self.send_arp_request(ctx, port, hop, out),
             Ok(false) => {}
@@ -731,6 +764,13 @@ impl<F: Frame> Worker<F> {
     pub fn conns(&self) -> &ConnTable {
         &self.conns
     }
+}
+
+/// Why a destination has no next hop yet.
+enum Unresolved {
+    NoRoute,
+    /// The MAC of this gateway (or directly connected host) on this port is unknown.
+    Neigh(u16, Ipv4Addr),
 }
 
 fn tcp_dir(d: Dir) -> tcp_state::Dir {

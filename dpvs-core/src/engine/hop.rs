@@ -1,0 +1,143 @@
+//! A worker's cache of resolved next hops: destination address → (port, destination MAC,
+//! source MAC).
+//!
+//! Resolving a destination takes a longest-prefix route match, a neighbour lookup and the
+//! port's MAC: over a hundred instructions, for an answer that changes only when a new
+//! configuration or neighbour table is published. The cache is direct-mapped and keyed by
+//! the destination address. It remembers the generations of the snapshot and neighbour table
+//! it was filled from and empties itself when either changes, so an entry is never stale.
+//!
+//! Real servers are few, so the inbound direction always hits. Replies go to client
+//! addresses, which may be many more than the entries; those that miss pay the full
+//! resolution, as they would without a cache.
+
+use std::net::Ipv4Addr;
+
+use crate::packet::ether::MacAddr;
+
+/// Entries in a worker's cache (a power of two).
+pub const HOP_CACHE_SIZE: usize = 4096;
+
+/// Where a packet for one destination leaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NextHop {
+    pub port: u16,
+    pub dst_mac: MacAddr,
+    pub src_mac: MacAddr,
+}
+
+#[derive(Clone, Copy)]
+struct Entry {
+    dst: u32,
+    /// `false` for an empty entry (any address, 0.0.0.0 included, can be a key).
+    valid: bool,
+    hop: NextHop,
+}
+
+const EMPTY: Entry = Entry {
+    dst: 0,
+    valid: false,
+    hop: NextHop {
+        port: 0,
+        dst_mac: MacAddr::ZERO,
+        src_mac: MacAddr::ZERO,
+    },
+};
+
+/// The cache itself; one per worker, never shared.
+pub struct HopCache {
+    entries: Box<[Entry]>,
+    /// (snapshot generation, neighbour table generation) the entries were resolved under.
+    generations: (u64, u64),
+}
+
+impl Default for HopCache {
+    fn default() -> Self {
+        HopCache {
+            entries: vec![EMPTY; HOP_CACHE_SIZE].into_boxed_slice(),
+            generations: (u64::MAX, u64::MAX),
+        }
+    }
+}
+
+impl HopCache {
+    /// Empties the cache when the configuration or the neighbour table it was filled from is no
+    /// longer the current one. Call before [`Self::get`] with every packet's context; it is
+    /// two compares when nothing changed.
+    #[inline]
+    pub fn sync(&mut self, generations: (u64, u64)) {
+        if self.generations != generations {
+            self.entries.fill(EMPTY);
+            self.generations = generations;
+        }
+    }
+
+    #[inline]
+    fn slot(dst: Ipv4Addr) -> usize {
+        // Fibonacci hashing: the top bits of a multiply spread neighbouring addresses.
+        let h = dst.to_bits().wrapping_mul(0x9E37_79B1);
+        (h >> (32 - HOP_CACHE_SIZE.trailing_zeros())) as usize
+    }
+
+    /// The cached next hop of `dst`.
+    #[inline]
+    pub fn get(&self, dst: Ipv4Addr) -> Option<NextHop> {
+        let e = self.entries[Self::slot(dst)];
+        (e.valid && e.dst == dst.to_bits()).then_some(e.hop)
+    }
+
+    /// Remembers the next hop of `dst`, replacing whatever shared its entry.
+    pub fn put(&mut self, dst: Ipv4Addr, hop: NextHop) {
+        self.entries[Self::slot(dst)] = Entry {
+            dst: dst.to_bits(),
+            valid: true,
+            hop,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hop(port: u16) -> NextHop {
+        NextHop {
+            port,
+            dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
+            src_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+        }
+    }
+
+    #[test]
+    fn hits_only_the_address_it_holds_and_empties_on_a_new_generation() {
+        let mut c = HopCache::default();
+        let (a, b) = (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(0, 0, 0, 0));
+        c.sync((1, 1));
+        assert_eq!(c.get(a), None);
+        assert_eq!(c.get(b), None, "an empty entry is not 0.0.0.0's");
+        c.put(a, hop(3));
+        c.put(b, hop(4));
+        assert_eq!((c.get(a), c.get(b)), (Some(hop(3)), Some(hop(4))));
+        c.sync((1, 1));
+        assert_eq!(c.get(a), Some(hop(3)));
+        c.sync((1, 2));
+        assert_eq!((c.get(a), c.get(b)), (None, None));
+        c.put(a, hop(5));
+        c.sync((2, 2));
+        assert_eq!(c.get(a), None);
+    }
+
+    #[test]
+    fn colliding_addresses_replace_each_other() {
+        let mut c = HopCache::default();
+        c.sync((0, 0));
+        let a = Ipv4Addr::new(10, 0, 0, 1);
+        let b = (1..u32::MAX)
+            .map(|i| Ipv4Addr::from_bits(a.to_bits() ^ i))
+            .find(|b| HopCache::slot(*b) == HopCache::slot(a))
+            .unwrap();
+        c.put(a, hop(1));
+        c.put(b, hop(2));
+        assert_eq!((c.get(a), c.get(b)), (None, Some(hop(2))));
+    }
+}
