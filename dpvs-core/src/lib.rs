@@ -9,7 +9,6 @@ pub mod config;
 pub mod control;
 #[cfg(feature = "dpdk")]
 pub mod daemon;
-#[cfg(feature = "dpdk")]
 pub mod dpdk;
 pub mod drop;
 pub mod engine;

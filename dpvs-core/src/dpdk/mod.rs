@@ -1,5 +1,9 @@
 //! The safe wrapper over DPDK: the only module of `dpvs-core` allowed `unsafe`.
 //!
+//! [`hw`] holds the two machine primitives the engine itself needs (cache prefetch, huge-page
+//! advice); it needs no EAL and is built without the `dpdk` feature. Everything else here is
+//! the DPDK binding and needs the feature.
+//!
 //! Ownership model, in brief:
 //! - [`Eal`] is the process-wide EAL, created once on the thread that becomes the main lcore;
 //!   every other constructor takes `&Eal`, so "EAL is initialised" is a fact of the types, and
@@ -16,23 +20,40 @@
 //! caller's pre-reserved `Vec<Mbuf>` in place.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "dpdk")]
 mod eal;
+#[cfg(feature = "dpdk")]
 mod error;
+pub mod hw;
+#[cfg(feature = "dpdk")]
 mod lcore;
+#[cfg(feature = "dpdk")]
 mod mbuf;
+#[cfg(feature = "dpdk")]
 mod mempool;
+#[cfg(feature = "dpdk")]
 mod port;
+#[cfg(feature = "dpdk")]
 mod ring;
+#[cfg(feature = "dpdk")]
 pub mod testing;
 
+#[cfg(feature = "dpdk")]
 pub use eal::Eal;
+#[cfg(feature = "dpdk")]
 pub use error::DpdkError;
+#[cfg(feature = "dpdk")]
 pub use lcore::{Launched, launch, lcore_id, rdtsc};
+#[cfg(feature = "dpdk")]
 pub use mbuf::Mbuf;
+#[cfg(feature = "dpdk")]
 pub use mempool::Mempool;
+#[cfg(feature = "dpdk")]
 pub use port::{Port, PortConfig, PortInfo, PortStats, RxQueue, TxQueue};
+#[cfg(feature = "dpdk")]
 pub use ring::{Ring, RingConsumer, RingProducer};
 
 /// The burst size the data plane works in: reserve this many slots in the `Vec<Mbuf>` handed
 /// to [`RxQueue::rx_burst`] and [`RingConsumer::dequeue_burst`].
+#[cfg(feature = "dpdk")]
 pub const BURST: usize = 32;
