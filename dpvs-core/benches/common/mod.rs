@@ -17,8 +17,12 @@ use dpvs_core::engine::neigh::NeighTable;
 use dpvs_core::engine::snapshot::Snapshot;
 use dpvs_core::engine::stats::Stats;
 use dpvs_core::engine::tcp_state::Timeouts;
-use dpvs_core::engine::worker::{Command, Ctx, Event, Output, Worker, WorkerLimits};
+use dpvs_core::engine::worker::{self, Command, Ctx, Event, Output, Worker, WorkerLimits};
 use dpvs_core::packet::{Frame, MacAddr, VecFrame};
+
+/// The frame the benches feed the worker: a pointer-sized handle, as the daemon's mbuf is, so
+/// moving a packet through the engine costs what it does there.
+pub type BenchFrame = Box<VecFrame>;
 
 pub const PROTO_TCP: u8 = 6;
 pub const PROTO_UDP: u8 = 17;
@@ -120,27 +124,27 @@ pub fn control_state(laddrs: u32, timeouts: Timeouts) -> ControlState {
 
 /// Where the worker's output goes: transmitted frames return to the pool they came from.
 pub struct Sink {
-    pub pool: Vec<VecFrame>,
+    pub pool: Vec<BenchFrame>,
     pub tx: u64,
 }
 
 impl Sink {
     pub fn new(frames: usize) -> Sink {
         Sink {
-            pool: (0..frames).map(|_| VecFrame::new()).collect(),
+            pool: (0..frames).map(|_| Box::new(VecFrame::new())).collect(),
             tx: 0,
         }
     }
 }
 
-impl Output<VecFrame> for Sink {
+impl Output<BenchFrame> for Sink {
     #[inline]
-    fn tx(&mut self, _port: u16, f: VecFrame) {
+    fn tx(&mut self, _port: u16, f: BenchFrame) {
         self.tx += 1;
         self.pool.push(f);
     }
     #[inline]
-    fn alloc(&mut self) -> Option<VecFrame> {
+    fn alloc(&mut self) -> Option<BenchFrame> {
         self.pool.pop()
     }
 }
@@ -265,14 +269,48 @@ pub fn vip(proto: u8) -> SocketAddrV4 {
     SocketAddrV4::new(VIP, port)
 }
 
+/// Takes frames from the pool, restores templates `start..start + n` (wrapping) into them, and
+/// hands them to `process` in bursts of at most [`worker::BURST`].
+#[inline(always)]
+fn fill_bursts(
+    sink: &mut Sink,
+    burst: &mut Vec<BenchFrame>,
+    t: &Templates,
+    start: usize,
+    n: usize,
+    mut process: impl FnMut(&mut Sink, &mut Vec<BenchFrame>),
+) {
+    let count = t.count();
+    let mut i = start;
+    for k in 0..n {
+        let Some(mut f) = sink.pool.pop() else {
+            break;
+        };
+        restore(&mut f, t.get(i));
+        burst.push(f);
+        i += 1;
+        if i == count {
+            i = 0;
+        }
+        if burst.len() == worker::BURST || k + 1 == n {
+            process(sink, burst);
+        }
+    }
+    if !burst.is_empty() {
+        process(sink, burst);
+    }
+}
+
 /// One worker with its configuration, its neighbour table, its frame pool and its clock.
 pub struct Bench {
-    pub worker: Worker<VecFrame>,
+    pub worker: Worker<BenchFrame>,
     pub snap: Snapshot,
     pub neigh: NeighTable,
     pub sink: Sink,
     pub stats: Arc<Stats>,
     pub now_ms: u64,
+    /// The burst being filled (capacity [`worker::BURST`], kept across runs).
+    burst: Vec<BenchFrame>,
     _events: Receiver<Event>,
     _commands: Sender<Command>,
 }
@@ -318,6 +356,7 @@ impl Bench {
             sink: Sink::new(BATCH + 64),
             stats,
             now_ms: 1,
+            burst: Vec::with_capacity(worker::BURST),
             _events: ev_rx,
             _commands: cmd_tx,
         };
@@ -347,7 +386,8 @@ impl Bench {
         self.worker.process(&ctx, 0, f, &mut self.sink);
     }
 
-    /// Processes templates `start..start + n` (wrapping) once each: the measured loop.
+    /// Processes templates `start..start + n` (wrapping) once each, in bursts of
+    /// [`worker::BURST`] as the daemon's worker loop hands them over: the measured loop.
     #[inline(never)]
     pub fn run(&mut self, t: &Templates, start: usize, n: usize) {
         let ctx = Ctx {
@@ -355,38 +395,24 @@ impl Bench {
             neigh: &self.neigh,
             now_ms: self.now_ms,
         };
-        let count = t.count();
-        let mut i = start;
-        for _ in 0..n {
-            let Some(mut f) = self.sink.pool.pop() else {
-                return;
-            };
-            restore(&mut f, t.get(i));
-            self.worker.process(&ctx, 0, black_box(f), &mut self.sink);
-            i += 1;
-            if i == count {
-                i = 0;
-            }
-        }
+        let mut burst = std::mem::take(&mut self.burst);
+        fill_bursts(&mut self.sink, &mut burst, t, start, n, |sink, burst| {
+            self.worker.process_burst(&ctx, 0, black_box(burst), sink)
+        });
+        self.burst = burst;
     }
 
-    /// The same loop without the worker: pool pop, frame restore, pool push. Subtracted from
-    /// [`Bench::run`] to get the engine's own cost.
+    /// The same loop without the worker: pool pop, frame restore, the burst handed straight to
+    /// the pool. Subtracted from [`Bench::run`] to get the engine's own cost.
     #[inline(never)]
     pub fn run_baseline(&mut self, t: &Templates, start: usize, n: usize) {
-        let count = t.count();
-        let mut i = start;
-        for _ in 0..n {
-            let Some(mut f) = self.sink.pool.pop() else {
-                return;
-            };
-            restore(&mut f, t.get(i));
-            self.sink.tx(0, black_box(f));
-            i += 1;
-            if i == count {
-                i = 0;
+        let mut burst = std::mem::take(&mut self.burst);
+        fill_bursts(&mut self.sink, &mut burst, t, start, n, |sink, burst| {
+            for f in black_box(burst).drain(..) {
+                sink.tx(0, f);
             }
-        }
+        });
+        self.burst = burst;
     }
 
     /// Packets dropped so far, all reasons.

@@ -7,8 +7,8 @@ use crate::control::publish::Readers;
 use crate::dpdk::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, rdtsc};
 use crate::drop::DropReason;
 use crate::engine::stats::Stats;
-use crate::engine::worker::{Ctx, Output, Worker, owner};
-use crate::packet::{Frame, parse};
+use crate::engine::worker::{Ctx, Output, Worker, steer};
+use crate::packet::Frame;
 
 /// Packets per RX burst and per TX flush.
 pub const BURST: usize = 32;
@@ -120,6 +120,7 @@ impl Lcore {
         let me = self.worker.id();
         let w = usize::from(me);
         let mut rx_buf: Vec<Mbuf> = Vec::with_capacity(BURST);
+        let mut mine: Vec<Mbuf> = Vec::with_capacity(BURST);
         let mut staged: Vec<Vec<Mbuf>> = (0..self.workers)
             .map(|_| Vec::with_capacity(BURST))
             .collect();
@@ -147,20 +148,13 @@ impl Lcore {
                         counters.drop(DropReason::Truncated);
                         continue;
                     }
-                    let pkt = match parse(m.data()) {
-                        Ok(p) => p,
-                        Err(r) => {
-                            self.worker.drop_unparsed(m, r);
-                            continue;
-                        }
-                    };
-                    match owner(ctx.snap, self.workers, &pkt) {
+                    match steer(ctx.snap, self.workers, m.data()) {
                         Some(o) if o != me => staged[usize::from(o)].push(m),
-                        _ => self
-                            .worker
-                            .process_parsed(&ctx, rx.port, &pkt, m, &mut self.tx),
+                        _ => mine.push(m),
                     }
                 }
+                self.worker
+                    .process_burst(&ctx, rx.port, &mut mine, &mut self.tx);
             }
             for (o, batch) in staged.iter_mut().enumerate() {
                 if batch.is_empty() {

@@ -9,7 +9,10 @@
 use core::net::SocketAddrV4;
 
 use super::checksum::Delta;
-use super::ipv4::{IPV4_CSUM_OFF, IPV4_DST_OFF, IPV4_HLEN, IPV4_SRC_OFF, IPV4_TTL_OFF};
+use super::ether::ETH_HLEN;
+use super::ipv4::{
+    IPPROTO_TCP, IPPROTO_UDP, IPV4_CSUM_OFF, IPV4_DST_OFF, IPV4_HLEN, IPV4_SRC_OFF, IPV4_TTL_OFF,
+};
 use super::parse::{Ipv4Info, L4, TCP_HLEN, UDP_HLEN};
 use crate::drop::DropReason;
 
@@ -40,30 +43,71 @@ pub fn rewrite_ipv4(
         .get_mut(p.l3_off..)
         .and_then(|h| h.first_chunk_mut::<IPV4_HLEN>())
         .ok_or(DropReason::Truncated)?;
+    let ports = match p.l4 {
+        L4::Tcp(_) | L4::Udp { .. } => Some((src.port(), dst.port())),
+        L4::Icmp { .. } | L4::Other => None,
+    };
+    rewrite(
+        ip,
+        l4,
+        (src.ip().to_bits(), dst.ip().to_bits()),
+        ports,
+        dec_ttl,
+    )
+}
+
+/// [`rewrite_ipv4`] for a frame [`common`](super::parse::common) accepted (IPv4 without
+/// options right after an untagged Ethernet header, TCP or UDP), with the TTL decremented:
+/// the fast path's rewrite, at fixed offsets.
+#[inline]
+pub fn rewrite_common(
+    data: &mut [u8],
+    (src, sport): (u32, u16),
+    (dst, dport): (u32, u16),
+) -> Result<(), DropReason> {
+    let (head, l4) = data
+        .split_at_mut_checked(ETH_HLEN + IPV4_HLEN)
+        .ok_or(DropReason::Truncated)?;
+    let ip = head
+        .last_chunk_mut::<IPV4_HLEN>()
+        .ok_or(DropReason::Truncated)?;
+    rewrite(ip, l4, (src, dst), Some((sport, dport)), true)
+}
+
+/// Rewrites the addresses of IPv4 header `ip` and, given `ports`, the ports of the TCP or UDP
+/// header at the start of `l4` (the protocol byte says which), patching both checksums.
+#[inline(always)]
+fn rewrite(
+    ip: &mut [u8; IPV4_HLEN],
+    l4: &mut [u8],
+    (src, dst): (u32, u32),
+    ports: Option<(u16, u16)>,
+    dec_ttl: bool,
+) -> Result<(), DropReason> {
     let (ttl, proto) = (ip[IPV4_TTL_OFF], ip[IPV4_TTL_OFF + 1]);
     if dec_ttl && ttl <= 1 {
         return Err(DropReason::TtlExceeded);
     }
     let addrs = Delta::new()
-        .add32(read32(ip, IPV4_SRC_OFF), u32::from(*src.ip()))
-        .add32(read32(ip, IPV4_DST_OFF), u32::from(*dst.ip()));
+        .add32(read32(ip, IPV4_SRC_OFF), src)
+        .add32(read32(ip, IPV4_DST_OFF), dst);
     // Patch the L4 header first: it is the only step that can still fail.
-    match p.l4 {
-        L4::Tcp(_) => {
+    match (ports, proto) {
+        (Some((sport, dport)), IPPROTO_TCP) => {
             let h = l4
                 .first_chunk_mut::<TCP_HLEN>()
                 .ok_or(DropReason::Truncated)?;
-            let d = rewrite_ports(h, addrs, src.port(), dst.port());
+            let d = rewrite_ports(h, addrs, sport, dport);
             write16(h, TCP_CSUM_OFF, d.apply(read16(h, TCP_CSUM_OFF)));
         }
-        L4::Udp { .. } => {
+        (Some((sport, dport)), IPPROTO_UDP) => {
             let h = l4
                 .first_chunk_mut::<UDP_HLEN>()
                 .ok_or(DropReason::Truncated)?;
-            let d = rewrite_ports(h, addrs, src.port(), dst.port());
+            let d = rewrite_ports(h, addrs, sport, dport);
             write16(h, UDP_CSUM_OFF, d.apply_udp(read16(h, UDP_CSUM_OFF)));
         }
-        L4::Icmp { .. } | L4::Other => {}
+        _ => {}
     }
     let mut iph = addrs;
     if dec_ttl {
@@ -73,8 +117,8 @@ pub fn rewrite_ipv4(
         );
         ip[IPV4_TTL_OFF] = ttl - 1;
     }
-    write32(ip, IPV4_SRC_OFF, u32::from(*src.ip()));
-    write32(ip, IPV4_DST_OFF, u32::from(*dst.ip()));
+    write32(ip, IPV4_SRC_OFF, src);
+    write32(ip, IPV4_DST_OFF, dst);
     write16(ip, IPV4_CSUM_OFF, iph.apply(read16(ip, IPV4_CSUM_OFF)));
     Ok(())
 }

@@ -203,63 +203,109 @@ pub fn parse(data: &[u8]) -> Result<Packet, DropReason> {
     }
 }
 
-/// The common frame in straight-line code: untagged Ethernet, IPv4 without options, not a
-/// fragment, TCP or UDP with a header that fits. Returns exactly what [`parse_general`] would
-/// (a property test holds the two together), or `None` to let it decide, drop reasons included.
+/// What the data plane decides on for a frame of the common layout (see [`common`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Common {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub sport: u16,
+    pub dport: u16,
+    /// [`IPPROTO_TCP`] or [`IPPROTO_UDP`].
+    pub proto: u8,
+    pub ttl: u8,
+    /// TCP flags; 0 for UDP.
+    pub tcp_flags: u8,
+    /// IP total length.
+    pub total_len: u16,
+}
+
+/// Offset of the IPv4 header in a common frame.
+const COMMON_L3: usize = ETH_HLEN;
+/// Offset of the TCP or UDP header in a common frame.
+pub const COMMON_L4: usize = ETH_HLEN + IPV4_HLEN;
+
+/// Recognises the common frame in straight-line code: untagged Ethernet, IPv4 without options,
+/// not a fragment, TCP or UDP with a header that fits. A frame it accepts parses (with
+/// [`parse`]) to exactly these values, so the fast path may act on them alone; anything else
+/// gives `None` and takes the general parse, drop reasons included.
 #[inline]
-pub(super) fn parse_common(data: &[u8]) -> Option<Packet> {
-    const L3: usize = ETH_HLEN;
-    const L4: usize = ETH_HLEN + IPV4_HLEN;
+pub fn common(data: &[u8]) -> Option<Common> {
     // Frames shorter than a TCP header would need (only minimal UDP ones, below Ethernet's
     // 60-byte minimum) take the general path.
-    let h = data.first_chunk::<{ L4 + TCP_HLEN }>()?;
-    let ip = h[L3..].first_chunk::<IPV4_HLEN>()?;
+    let h = data.first_chunk::<{ COMMON_L4 + TCP_HLEN }>()?;
+    let ip = h[COMMON_L3..].first_chunk::<IPV4_HLEN>()?;
     let (ethertype, ver_ihl, frag) = (be(h[12], h[13]), ip[0], be(ip[6], ip[7]));
     if ethertype != ETHERTYPE_IPV4 || ver_ihl != 0x45 || frag & (IP_MF | IP_OFFMASK) != 0 {
         return None;
     }
     let total_len = be(ip[2], ip[3]);
     let total = usize::from(total_len);
-    if total < IPV4_HLEN || total > data.len() - L3 || !ipv4_header_valid20(ip) {
+    if total < IPV4_HLEN || total > data.len() - COMMON_L3 || !ipv4_header_valid20(ip) {
         return None;
     }
-    let l4 = &h[L4..];
-    let (sport, dport) = (be(l4[0], l4[1]), be(l4[2], l4[3]));
-    let l4 = match ip[9] {
+    let l4 = &h[COMMON_L4..];
+    let payload = total - IPV4_HLEN;
+    let tcp_flags = match ip[9] {
         IPPROTO_TCP => {
             let doff = usize::from(l4[12] >> 4) * 4;
-            if doff < TCP_HLEN || doff > total - IPV4_HLEN {
+            if doff < TCP_HLEN || doff > payload {
                 return None;
             }
-            L4::Tcp(TcpInfo {
-                sport,
-                dport,
-                flags: l4[13],
-                seq: u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]),
-                ack: u32::from_be_bytes([l4[8], l4[9], l4[10], l4[11]]),
-                payload_len: (total - IPV4_HLEN - doff) as u16,
-            })
+            l4[13]
         }
         IPPROTO_UDP => {
             let ulen = usize::from(be(l4[4], l4[5]));
-            if ulen < UDP_HLEN || ulen > total - IPV4_HLEN {
+            if ulen < UDP_HLEN || ulen > payload {
                 return None;
             }
-            L4::Udp { sport, dport }
+            0
         }
         _ => return None,
     };
+    Some(Common {
+        src: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
+        dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
+        sport: be(l4[0], l4[1]),
+        dport: be(l4[2], l4[3]),
+        proto: ip[9],
+        ttl: ip[8],
+        tcp_flags,
+        total_len,
+    })
+}
+
+/// [`parse`] of a frame [`common`] accepts, without the general code.
+#[inline]
+pub(super) fn parse_common(data: &[u8]) -> Option<Packet> {
+    let c = common(data)?;
+    let l4 = data.get(COMMON_L4..)?.first_chunk::<TCP_HLEN>()?;
+    let l4 = if c.proto == IPPROTO_TCP {
+        let doff = u16::from(l4[12] >> 4) * 4;
+        L4::Tcp(TcpInfo {
+            sport: c.sport,
+            dport: c.dport,
+            flags: c.tcp_flags,
+            seq: u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]),
+            ack: u32::from_be_bytes([l4[8], l4[9], l4[10], l4[11]]),
+            payload_len: c.total_len - IPV4_HLEN as u16 - doff,
+        })
+    } else {
+        L4::Udp {
+            sport: c.sport,
+            dport: c.dport,
+        }
+    };
     Some(Packet {
-        l3_off: L3,
+        l3_off: COMMON_L3,
         vlan: None,
         l3: L3::Ipv4(Ipv4Info {
-            l3_off: L3,
-            src: Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]),
-            dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
-            proto: ip[9],
-            ttl: ip[8],
-            l4_off: L4,
-            total_len,
+            l3_off: COMMON_L3,
+            src: c.src,
+            dst: c.dst,
+            proto: c.proto,
+            ttl: c.ttl,
+            l4_off: COMMON_L4,
+            total_len: c.total_len,
             l4,
         }),
     })
