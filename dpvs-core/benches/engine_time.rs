@@ -15,10 +15,11 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    BATCH, Bench, Kind, PROTO_TCP, PROTO_UDP, Setup, Templates, lookup_all, lookup_baseline,
-    shuffled, table_fixture, templates,
+    BATCH, Bench, Kind, PROTO_TCP, PROTO_UDP, Setup, Templates, lookup_all, lookup_all_burst,
+    lookup_baseline, shuffled, table_fixture, templates,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use dpvs_core::engine::conn::{ConnTable, Tuple};
 use dpvs_core::engine::tcp_state::Timeouts;
 
 /// A worker, the frames it will be fed (walked from `cursor`), and what it sent so far.
@@ -144,31 +145,45 @@ fn new_tcp_conn(c: &mut Criterion) {
 }
 
 fn conn_lookup(c: &mut Criterion) {
-    let mut g = c.benchmark_group("conn_lookup");
-    g.throughput(Throughput::Elements(BATCH as u64));
-    for (name, n) in [
+    // One key after the other (`conn_lookup`), and in bursts with prefetch as the worker
+    // looks its packets up (`conn_lookup_burst`); the same tables and keys for both.
+    let sizes = [
         ("entries_1k", 1u32 << 10),
         ("entries_1m", 1 << 20),
         ("entries_10m", 10_000_000),
-    ] {
-        let mut st = None;
-        g.bench_function(name, |b| {
-            // Random keys over the whole table, walked a batch at a time.
-            let (f, cursor) =
-                st.get_or_insert_with(|| (table_fixture(n, (n as usize).min(1 << 20)), 0usize));
-            b.iter_custom(|iters| {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    let end = (*cursor + BATCH).min(f.keys.len());
-                    let found = lookup_all(&f.table, &f.keys[*cursor..end]);
-                    assert_eq!(found, end - *cursor);
-                    *cursor = if end == f.keys.len() { 0 } else { end };
-                }
-                start.elapsed()
+    ];
+    type Lookup = fn(&ConnTable, &[Tuple]) -> usize;
+    let ways: [(&str, Lookup); 2] = [
+        ("conn_lookup", lookup_all),
+        ("conn_lookup_burst", lookup_all_burst),
+    ];
+    for (name, n) in sizes {
+        // Random keys over the whole table, walked a batch at a time; built on first use, so
+        // a filtered run does not build the 10M table.
+        let mut fixture = None;
+        for (group, lookup) in ways {
+            let mut g = c.benchmark_group(group);
+            g.throughput(Throughput::Elements(BATCH as u64));
+            let mut cursor = 0usize;
+            g.bench_function(name, |b| {
+                let f = fixture.get_or_insert_with(|| table_fixture(n, (n as usize).min(1 << 20)));
+                b.iter_custom(|iters| {
+                    let start = Instant::now();
+                    for _ in 0..iters {
+                        let end = (cursor + BATCH).min(f.keys.len());
+                        let found = lookup(&f.table, &f.keys[cursor..end]);
+                        assert_eq!(found, end - cursor);
+                        cursor = if end == f.keys.len() { 0 } else { end };
+                    }
+                    start.elapsed()
+                });
             });
-        });
+            g.finish();
+        }
     }
     let keys = table_fixture(1 << 10, BATCH).keys;
+    let mut g = c.benchmark_group("conn_lookup");
+    g.throughput(Throughput::Elements(BATCH as u64));
     g.bench_function("loop_only", |b| {
         b.iter(|| lookup_baseline(&keys));
     });
