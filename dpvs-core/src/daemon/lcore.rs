@@ -175,9 +175,18 @@ impl Lcore {
                 }
                 pkts += n;
                 counters.ring_in.add(n as u64);
+                // Bursts of consecutive packets from one port, so their lookups overlap too.
                 for m in rx_buf.drain(..) {
-                    let port = m.port();
-                    self.worker.process(&ctx, port, m, &mut self.tx);
+                    if mine.last().is_some_and(|l| l.port() != m.port()) {
+                        let port = mine[0].port();
+                        self.worker
+                            .process_burst(&ctx, port, &mut mine, &mut self.tx);
+                    }
+                    mine.push(m);
+                }
+                if let Some(port) = mine.first().map(Mbuf::port) {
+                    self.worker
+                        .process_burst(&ctx, port, &mut mine, &mut self.tx);
                 }
             }
             self.tx.flush();
