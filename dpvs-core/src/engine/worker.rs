@@ -383,7 +383,8 @@ impl<F: Frame> Worker<F> {
         self.sync_hops(ctx);
         let mut classes = std::mem::take(&mut self.classes);
         while !frames.is_empty() {
-            let n = frames.len().min(classes.capacity());
+            // `classes` has room for BURST from construction, so this never allocates.
+            let n = frames.len().min(BURST);
             classes.clear();
             classes.extend(frames[..n].iter().map(|f| self.classify(f)));
             for (_, b) in classes.iter().flatten() {
