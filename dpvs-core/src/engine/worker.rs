@@ -497,11 +497,6 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    /// Counts a packet that failed to parse and frees it.
-    pub fn drop_unparsed(&self, f: F, r: DropReason) {
-        self.drop_pkt(f, r);
-    }
-
     /// The general path of a packet parsed as `pkt`.
     fn process_parsed(
         &mut self,
