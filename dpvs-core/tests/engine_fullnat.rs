@@ -1575,6 +1575,85 @@ fn check_emitted(out: &[(u16, Counted)]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
+/// The received frame (port, bytes) a step stands for; `None` for steps that are not frames.
+fn step_frame(templates: &[(u16, Vec<u8>)], s: Step) -> Option<(u16, Vec<u8>)> {
+    Some(match s {
+        Step::Random(p, b) => (p, b),
+        Step::Mutated {
+            template,
+            flips,
+            truncate,
+        } => {
+            let (p, mut b) = templates[template].clone();
+            for (at, x) in flips {
+                let len = b.len();
+                b[at % len] ^= x;
+            }
+            if let Some(t) = truncate {
+                b.truncate(t);
+            }
+            (p, b)
+        }
+        Step::Valid(t, cport) => {
+            let (p, mut b) = templates[t].clone();
+            // Vary the client port of client TCP templates (offset 34 = sport), then
+            // fix the TCP checksum so the frame stays valid.
+            if p == 0 && b.len() >= 54 && b[12..14] == [8, 0] && b[23] == 6 {
+                b[34..36].copy_from_slice(&(45100 + cport).to_be_bytes());
+                b[50..52].fill(0);
+                let end = b.len();
+                checksum::fill_ipv4_l4_checksum(CLIENT, VIP, 6, &mut b[34..end]);
+            }
+            (p, b)
+        }
+        Step::Housekeeping(_) | Step::ResolveRs2 | Step::FlushRs1 => return None,
+    })
+}
+
+/// Feeds the frame steps to one rig packet by packet and to another in bursts (cut where
+/// `cuts` says and wherever the port changes); both must send the same frames, count the same
+/// drops, hold the same connections, and leak nothing.
+fn run_bursts(steps: Vec<Step>, cuts: Vec<bool>) -> Result<(), TestCaseError> {
+    let templates = templates();
+    let frames: Vec<(u16, Vec<u8>)> = steps
+        .into_iter()
+        .filter_map(|s| step_frame(&templates, s))
+        .collect();
+    let rig =
+        || -> Rig<Counted> { Rig::new(lab_state(Timeouts::default(), &[RS1, RS2]), limits(64)) };
+    let (mut one, mut burst) = (rig(), rig());
+    let data = |out: Vec<(u16, Counted)>| -> Vec<(u16, Vec<u8>)> {
+        out.into_iter()
+            .map(|(p, f)| (p, f.data().to_vec()))
+            .collect()
+    };
+    let (mut expected, mut got) = (Vec::new(), Vec::new());
+    let mut pending: Vec<Vec<u8>> = Vec::new();
+    for (k, (port, bytes)) in frames.iter().enumerate() {
+        expected.extend(data(one.send(*port, bytes)));
+        pending.push(bytes.clone());
+        let last = k + 1 == frames.len();
+        let cut = cuts.get(k).copied().unwrap_or(true);
+        if last || cut || frames[k + 1].0 != *port {
+            got.extend(data(burst.send_burst(*port, &pending)));
+            pending.clear();
+        }
+    }
+    prop_assert_eq!(got, expected);
+    for r in DropReason::ALL {
+        prop_assert_eq!(burst.drops(r), one.drops(r), "{:?}", r);
+    }
+    prop_assert_eq!(burst.worker.conns().len(), one.worker.conns().len());
+    let live = [Arc::clone(&one.live), Arc::clone(&burst.live)];
+    drop((one, burst));
+    prop_assert_eq!(
+        live.map(|l| l.load(Ordering::Relaxed)),
+        [0, 0],
+        "frames leaked"
+    );
+    Ok(())
+}
+
 fn run_steps(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let live = {
         let state = lab_state(Timeouts::default(), &[RS1]);
@@ -1592,33 +1671,8 @@ fn run_steps(steps: Vec<Step>) -> Result<(), TestCaseError> {
         let mut kept: Vec<(u16, Counted)> = Vec::new();
         for s in steps {
             let (port, bytes) = match s {
-                Step::Random(p, b) => (p, b),
-                Step::Mutated {
-                    template,
-                    flips,
-                    truncate,
-                } => {
-                    let (p, mut b) = templates[template].clone();
-                    for (at, x) in flips {
-                        let len = b.len();
-                        b[at % len] ^= x;
-                    }
-                    if let Some(t) = truncate {
-                        b.truncate(t);
-                    }
-                    (p, b)
-                }
-                Step::Valid(t, cport) => {
-                    let (p, mut b) = templates[t].clone();
-                    // Vary the client port of client TCP templates (offset 34 = sport), then
-                    // fix the TCP checksum so the frame stays valid.
-                    if p == 0 && b.len() >= 54 && b[12..14] == [8, 0] && b[23] == 6 {
-                        b[34..36].copy_from_slice(&(45100 + cport).to_be_bytes());
-                        b[50..52].fill(0);
-                        let end = b.len();
-                        checksum::fill_ipv4_l4_checksum(CLIENT, VIP, 6, &mut b[34..end]);
-                    }
-                    (p, b)
+                Step::Random(..) | Step::Mutated { .. } | Step::Valid(..) => {
+                    step_frame(&templates, s).expect("a frame step")
                 }
                 Step::Housekeeping(ms) => {
                     rig.advance(u64::from(ms));
@@ -1698,6 +1752,14 @@ proptest! {
         steps in prop::collection::vec(step(), 1..48)
     ) {
         run_steps(steps)?;
+    }
+
+    #[test]
+    fn bursts_of_any_traffic_match_packet_by_packet(
+        steps in prop::collection::vec(step(), 1..80),
+        cuts in prop::collection::vec(prop::bool::weighted(0.1), 80)
+    ) {
+        run_bursts(steps, cuts)?;
     }
 }
 
