@@ -32,6 +32,10 @@ pub enum DropReason {
     NoRealServer,
     /// The local address port pool of this worker is exhausted.
     LaddrExhausted,
+    /// A NAT connection's reply tuple (real server → client endpoint) is held by another
+    /// connection: the same client address and port reached the same real server through
+    /// another service.
+    TupleInUse,
     /// The connection table of this worker is full.
     ConnTableFull,
     /// No route to the destination.
@@ -54,7 +58,7 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in counter-index order.
-    pub const ALL: [DropReason; 23] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::Truncated,
         DropReason::UnknownEthertype,
         DropReason::BadIpHeader,
@@ -69,6 +73,7 @@ impl DropReason {
         DropReason::NoService,
         DropReason::NoRealServer,
         DropReason::LaddrExhausted,
+        DropReason::TupleInUse,
         DropReason::ConnTableFull,
         DropReason::NoRoute,
         DropReason::NeighPendingFull,
@@ -104,6 +109,7 @@ impl DropReason {
             DropReason::NoService => "no_service",
             DropReason::NoRealServer => "no_real_server",
             DropReason::LaddrExhausted => "laddr_exhausted",
+            DropReason::TupleInUse => "tuple_in_use",
             DropReason::ConnTableFull => "conn_table_full",
             DropReason::NoRoute => "no_route",
             DropReason::NeighPendingFull => "neigh_pending_full",

@@ -408,6 +408,18 @@ def check_counts(r, n, what):
           % (what, servers))
 
 
+def http_requests(lab, kind, url, n, source, timeout):
+    """`n` HTTP requests to `url` (`kind`: "http-seq" or "http-conc"): all must succeed, on both
+    real servers, and the real servers must have seen only `source` as the client address."""
+    r = lab.client([kind, url, str(n)], timeout=timeout, allow_fail=True)
+    say("%s %s %d:" % (url, kind, n), r["ok"], "ok", r["failed"], "failed", r["servers"],
+        "in %ss" % r["elapsed_s"])
+    check_counts(r, n, "%d requests (%s %s)" % (n, kind, url))
+    check(set(r["seen_as"]) == {source},
+          "real servers saw sources %s, expected only %s" % (r["seen_as"], source))
+    return r
+
+
 def idle_mbufs(lab, timeout=10):
     """mbuf_in_use once two readings 0.5 s apart agree."""
     prev = [None]

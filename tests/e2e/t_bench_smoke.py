@@ -139,6 +139,10 @@ def body(tmp):
             check("refuses forward=%s" % mode in r["note"], "%s: note %r" % (mode, r["note"]))
         else:
             check(r["status"] == "ok", "%s: %s %s" % (mode, r["status"], r["note"]))
+            g = r["gen"]
+            check(g["check_failures"] == 0, "run %s: %d wrong rewrites: %s"
+                  % (mode, g["check_failures"], g["checks"]))
+            check(g["received_measured"] > 0, "run %s: nothing forwarded" % mode)
     targets = [t["target"] for t in doc["targets"]]
     check(len(targets) == 4, "expected 4 targets, got %s" % targets)
     check(all(t["result"] in ("PASS", "MISS") for t in doc["targets"]), "target results")

@@ -167,11 +167,7 @@ impl ControlState {
         if self.services.iter().any(|s| s.key == key) {
             return Err(format!("service {key} exists"));
         }
-        if forward != Forward::Fnat {
-            return Err(format!(
-                "service {key}: forwarding mode {forward} is not supported yet (only fnat)"
-            ));
-        }
+        supported(forward).map_err(|e| format!("service {key}: {e}"))?;
         let slot = self.slots.take()?;
         self.services.push(ServiceState {
             key,
@@ -191,11 +187,7 @@ impl ControlState {
         forward: Forward,
     ) -> Result<(), String> {
         let i = self.service_pos(&key)?;
-        if forward != Forward::Fnat {
-            return Err(format!(
-                "service {key}: forwarding mode {forward} is not supported yet (only fnat)"
-            ));
-        }
+        supported(forward).map_err(|e| format!("service {key}: {e}"))?;
         let s = &mut self.services[i];
         s.sched = sched;
         s.forward = forward;
@@ -588,12 +580,20 @@ fn check_rs(addr: SocketAddrV4, weight: u32, forward: Option<Forward>) -> Result
     if weight > 65535 {
         return Err(format!("real server {addr}: weight {weight} above 65535"));
     }
-    if let Some(f) = forward.filter(|f| *f != Forward::Fnat) {
-        return Err(format!(
-            "real server {addr}: forwarding mode {f} is not supported yet (only fnat)"
-        ));
+    if let Some(f) = forward {
+        supported(f).map_err(|e| format!("real server {addr}: {e}"))?;
     }
     Ok(())
+}
+
+/// The forwarding modes the data plane implements: FullNAT and NAT.
+fn supported(forward: Forward) -> Result<(), String> {
+    match forward {
+        Forward::Fnat | Forward::Nat => Ok(()),
+        Forward::Dr | Forward::Tun => Err(format!(
+            "forwarding mode {forward} is not supported yet (only fnat and nat)"
+        )),
+    }
 }
 
 /// `addr` with its host bits cleared.

@@ -44,7 +44,7 @@ pub struct Conn {
     pub cip: u32,
     /// VIP (destination of inbound packets).
     pub vip: u32,
-    /// Local address (source the real server sees); equals `cip` when not FullNAT.
+    /// Local address (source the real server sees); equals `cip` in NAT mode.
     pub lip: u32,
     /// Real server address.
     pub rip: u32,
@@ -62,7 +62,7 @@ pub struct Conn {
     pub proto: u8,
     /// Protocol state (`tcp_state::TcpState as u8`; 0 for UDP).
     pub state: u8,
-    /// [`Conn::DEAD`] and future flags.
+    /// [`Conn::DEAD`], [`Conn::NAT`].
     pub flags: u8,
 }
 
@@ -70,6 +70,9 @@ impl Conn {
     /// Its real server or service was deleted: the next segment in either direction is
     /// answered by resetting both ends, and the entry goes.
     pub const DEAD: u8 = 1;
+    /// A NAT-mode connection: `lip`/`lport` are the client's own endpoint, not a port taken
+    /// from a local address's pool.
+    pub const NAT: u8 = 2;
 
     pub fn is_dead(&self) -> bool {
         self.flags & Self::DEAD != 0

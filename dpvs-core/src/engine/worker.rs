@@ -9,6 +9,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
+use dpvs_api::Forward;
 use hashbrown::HashMap;
 
 use crate::drop::DropReason;
@@ -147,18 +148,21 @@ pub fn steer(snap: &Snapshot, workers: u16, data: &[u8]) -> Option<u16> {
     }
 }
 
-/// The owner of a TCP or UDP packet with tuple `t`: the worker whose share of local ports
-/// holds the destination port of a reply to a local address, else the hash owner of the
-/// client flow.
+/// The owner of a TCP or UDP packet with tuple `t`:
+/// - a FullNAT reply, to a local address: the worker whose share of local ports holds its
+///   destination port;
+/// - a client packet, to another of our addresses: the owner of its source endpoint;
+/// - anything else, which can only be a NAT-mode reply (the real server sends it to the
+///   client through us): the owner of its destination endpoint.
 fn l4_owner(snap: &Snapshot, workers: u16, t: &Tuple) -> Option<u16> {
     if workers <= 1 {
         return None;
     }
-    let local = snap.local(t.dst)?;
-    if local.is_laddr {
-        return Some(port_owner(t.dport, workers));
-    }
-    Some(flow_owner(t.proto, t.src, t.sport, t.dst, t.dport, workers))
+    Some(match snap.local(t.dst) {
+        Some(l) if l.is_laddr => port_owner(t.dport, workers),
+        Some(_) => client_owner(t.src, t.sport, workers),
+        None => client_owner(t.dst, t.dport, workers),
+    })
 }
 
 fn tuple_of(proto: u8, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16) -> Tuple {
@@ -181,18 +185,12 @@ fn common_tuple(h: &parse::Common) -> Tuple {
     tuple_of(h.proto, h.src, h.sport, h.dst, h.dport)
 }
 
-/// The owner of a client flow: a symmetric-free hash of the 5-tuple, modulo the workers.
-pub fn flow_owner(
-    proto: u8,
-    src: Ipv4Addr,
-    sport: u16,
-    dst: Ipv4Addr,
-    dport: u16,
-    workers: u16,
-) -> u16 {
-    let a = (u64::from(src.to_bits()) << 32) | u64::from(dst.to_bits());
-    let b = (u64::from(sport) << 24) | (u64::from(dport) << 8) | u64::from(proto);
-    let h = (a ^ b.rotate_left(40)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+/// The owner of a client's connection: a hash of the client endpoint (address and port),
+/// modulo the workers. Client packets carry the endpoint as their source, NAT-mode replies as
+/// their destination, so both directions of a NAT connection reach the same worker.
+pub fn client_owner(client: Ipv4Addr, port: u16, workers: u16) -> u16 {
+    let k = (u64::from(client.to_bits()) << 16) | u64::from(port);
+    let h = k.wrapping_mul(0x9E37_79B9_7F4A_7C15);
     ((h >> 32) % u64::from(workers.max(1))) as u16
 }
 
@@ -677,7 +675,17 @@ impl<F: Frame> Worker<F> {
             .pick(&mut cursors.0)
             .and_then(|i| svc.rs.get(usize::from(i)))
             .ok_or(DropReason::NoRealServer)?;
-        let (lip, lport) = self.alloc_local_port(svc, slot)?;
+        // NAT keeps the client as the source: the "local" side of its connection is the
+        // client endpoint itself, so replies are looked up and rewritten like FullNAT's.
+        let (lip, lport, flags) = match rs.forward {
+            Forward::Fnat => {
+                let (lip, lport) = self.alloc_local_port(svc, slot)?;
+                (lip, lport, 0)
+            }
+            Forward::Nat => (t.src, t.sport, Conn::NAT),
+            // The control plane accepts no other mode.
+            Forward::Dr | Forward::Tun => return Err(DropReason::NoRealServer),
+        };
         let state = if t.proto == PROTO_TCP {
             TcpState::None as u8
         } else {
@@ -697,14 +705,16 @@ impl<F: Frame> Worker<F> {
             svc_slot: svc.slot as u16,
             proto: t.proto,
             state,
-            flags: 0,
+            flags,
         };
         let id = self.conns.insert(conn).map_err(|e| {
-            if let Some(p) = self.pools.get_mut(&lip.to_bits()) {
+            let nat = conn.flags & Conn::NAT != 0;
+            if !nat && let Some(p) = self.pools.get_mut(&lip.to_bits()) {
                 p.free(lport);
             }
             match e {
                 InsertError::Full => DropReason::ConnTableFull,
+                InsertError::Exists if nat => DropReason::TupleInUse,
                 InsertError::Exists => DropReason::LaddrExhausted,
             }
         })?;
@@ -1012,9 +1022,11 @@ fn release_slots(stats: &Stats, w: usize, c: &Conn) {
     }
 }
 
-/// Returns a removed connection's local port and lowers the worker's connection gauge.
+/// Returns a removed FullNAT connection's local port and lowers the worker's connection gauge.
 fn free_conn(stats: &Stats, w: usize, pools: &mut HashMap<u32, PortPool>, c: &Conn) {
-    if let Some(p) = pools.get_mut(&c.lip) {
+    if c.flags & Conn::NAT == 0
+        && let Some(p) = pools.get_mut(&c.lip)
+    {
         p.free(c.lport);
     }
     stats.worker(w).conns_active.sub(1);
