@@ -123,8 +123,8 @@ pub struct Worker<F> {
     seen_generation: u64,
 }
 
-/// The worker that must process a parsed packet: the owner of its connection. `None` when any
-/// worker may (one worker, ARP, ICMP, packets that are dropped anyway).
+/// The worker that must process a parsed packet: the owner of its (possible) connection. `None`
+/// when any worker may: one worker, or a packet that is not TCP or UDP (ARP, ICMP).
 pub fn owner(snap: &Snapshot, workers: u16, pkt: &Packet) -> Option<u16> {
     let L3::Ipv4(ip) = &pkt.l3 else { return None };
     let (sport, dport) = ip.ports()?;
