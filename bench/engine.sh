@@ -134,6 +134,7 @@ r = {
         "fullnat_tcp_out_1k": per_pkt("fullnat_hit.tcp_out_1k", data),
         "fullnat_tcp_out_1m": per_pkt("fullnat_hit.tcp_out_1m", data),
         "fullnat_udp_in_1k": per_pkt("fullnat_hit.udp_in_1k", data),
+        "fullnat_tcp_in_1k_one_by_one": per_pkt("fullnat_one_by_one.tcp_in_1k", data),
         "new_tcp_conn_empty_table": per_pkt("new_tcp_conn.empty_table", syn),
         "new_tcp_conn_table_1m": per_pkt("new_tcp_conn.table_1m", syn),
     },

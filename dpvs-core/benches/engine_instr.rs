@@ -92,6 +92,14 @@ fn fullnat_hit(s: State) -> State {
     black_box(run(s))
 }
 
+// The same 1K-flow batch handed to `Worker::process` one packet at a time (no burst staging).
+#[library_benchmark(teardown = check)]
+#[bench::tcp_in_1k(args = (PROTO_TCP, Kind::TcpIn, BATCH as u32), setup = hit)]
+fn fullnat_one_by_one(mut s: State) -> State {
+    s.bench.run_one_by_one(&s.t, 0, BATCH);
+    black_box(s)
+}
+
 #[library_benchmark(teardown = check)]
 #[bench::empty_table(args = (0), setup = new_conn)]
 #[bench::table_1m(args = (1 << 20), setup = new_conn)]
@@ -129,6 +137,7 @@ library_benchmark_group!(
     benchmarks = [
         harness_baseline,
         fullnat_hit,
+        fullnat_one_by_one,
         new_tcp_conn,
         conn_lookup_baseline,
         conn_lookup

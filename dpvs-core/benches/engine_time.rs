@@ -42,10 +42,13 @@ fn hit(proto: u8, kind: Kind, flows: u32) -> State {
     }
 }
 
-fn bench_batches(s: &mut State, iters: u64) -> Duration {
+/// How a batch reaches the worker: `Bench::run` (bursts) or `Bench::run_one_by_one`.
+type Feed = fn(&mut Bench, &Templates, usize, usize);
+
+fn bench_batches(s: &mut State, iters: u64, feed: Feed) -> Duration {
     let start = Instant::now();
     for _ in 0..iters {
-        s.bench.run(&s.t, s.cursor, BATCH);
+        feed(&mut s.bench, &s.t, s.cursor, BATCH);
         s.cursor = (s.cursor + BATCH) % s.t.count();
     }
     let d = start.elapsed();
@@ -67,7 +70,7 @@ fn fullnat_hit(c: &mut Criterion) {
         let mut st: Option<State> = None;
         g.bench_function(name, |b| {
             let s = st.get_or_insert_with(|| hit(proto, kind, flows));
-            b.iter_custom(|iters| bench_batches(s, iters));
+            b.iter_custom(|iters| bench_batches(s, iters, Bench::run));
         });
     }
     let mut st: Option<State> = None;
@@ -81,6 +84,17 @@ fn fullnat_hit(c: &mut Criterion) {
             start.elapsed()
         });
     });
+    g.finish();
+    // The same batches one packet at a time: what the burst prefetch buys at scale.
+    let mut g = c.benchmark_group("fullnat_one_by_one");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for (name, flows) in [("tcp_in_1k", BATCH as u32), ("tcp_in_1m", 1 << 20)] {
+        let mut st: Option<State> = None;
+        g.bench_function(name, |b| {
+            let s = st.get_or_insert_with(|| hit(PROTO_TCP, Kind::TcpIn, flows));
+            b.iter_custom(|iters| bench_batches(s, iters, Bench::run_one_by_one));
+        });
+    }
     g.finish();
 }
 

@@ -390,14 +390,41 @@ impl Bench {
     /// [`worker::BURST`] as the daemon's worker loop hands them over: the measured loop.
     #[inline(never)]
     pub fn run(&mut self, t: &Templates, start: usize, n: usize) {
+        self.feed(t, start, n, |w, ctx, burst, sink| {
+            w.process_burst(ctx, 0, burst, sink)
+        });
+    }
+
+    /// [`Bench::run`] with each packet handed to `Worker::process` on its own: no lookups
+    /// overlap, so this shows what the burst prefetch of `process_burst` buys and costs.
+    #[inline(never)]
+    pub fn run_one_by_one(&mut self, t: &Templates, start: usize, n: usize) {
+        self.feed(t, start, n, |w, ctx, burst, sink| {
+            for f in burst.drain(..) {
+                w.process(ctx, 0, f, sink);
+            }
+        });
+    }
+
+    /// Restores templates `start..start + n` into pool frames and hands each burst of them to
+    /// `process` with the worker and its context.
+    #[inline(always)]
+    fn feed(
+        &mut self,
+        t: &Templates,
+        start: usize,
+        n: usize,
+        mut process: impl FnMut(&mut Worker<BenchFrame>, &Ctx<'_>, &mut Vec<BenchFrame>, &mut Sink),
+    ) {
         let ctx = Ctx {
             snap: &self.snap,
             neigh: &self.neigh,
             now_ms: self.now_ms,
         };
+        let worker = &mut self.worker;
         let mut burst = std::mem::take(&mut self.burst);
         fill_bursts(&mut self.sink, &mut burst, t, start, n, |sink, burst| {
-            self.worker.process_burst(&ctx, 0, black_box(burst), sink)
+            process(worker, &ctx, black_box(burst), sink)
         });
         self.burst = burst;
     }

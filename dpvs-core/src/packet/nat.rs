@@ -1,5 +1,6 @@
-//! In-place address/port rewrites for the NAT forwarding modes (FullNAT both ways, NAT's
-//! destination rewrite and its reply's source rewrite).
+//! In-place address/port rewrites for the NAT forwarding modes: FullNAT both ways, and NAT,
+//! which is the same rewrite with the client endpoint kept on one side (its source towards the
+//! real server, its destination on the way back).
 //!
 //! Checksums are patched incrementally (RFC 1624): the address and port changes are summed
 //! once into a [`Delta`] and applied to the IP header checksum and the TCP/UDP checksum, so the
@@ -121,38 +122,6 @@ fn rewrite(
     write32(ip, IPV4_DST_OFF, dst);
     write16(ip, IPV4_CSUM_OFF, iph.apply(read16(ip, IPV4_CSUM_OFF)));
     Ok(())
-}
-
-/// NAT mode, client to real server: rewrites only the destination (address and port).
-pub fn rewrite_ipv4_dst(
-    data: &mut [u8],
-    p: &Ipv4Info,
-    dst: SocketAddrV4,
-    dec_ttl: bool,
-) -> Result<(), DropReason> {
-    let (sport, _) = p.ports().unwrap_or((0, 0));
-    rewrite_ipv4(data, p, SocketAddrV4::new(p.src, sport), dst, dec_ttl)
-}
-
-/// NAT mode, real server reply to client: rewrites only the source (address and port).
-pub fn rewrite_ipv4_src(
-    data: &mut [u8],
-    p: &Ipv4Info,
-    src: SocketAddrV4,
-    dec_ttl: bool,
-) -> Result<(), DropReason> {
-    let (_, dport) = p.ports().unwrap_or((0, 0));
-    rewrite_ipv4(data, p, src, SocketAddrV4::new(p.dst, dport), dec_ttl)
-}
-
-/// The (source, destination) socket addresses of a TCP/UDP packet, the key the connection
-/// table looks up; `None` for other protocols.
-pub fn tuple(p: &Ipv4Info) -> Option<(SocketAddrV4, SocketAddrV4)> {
-    let (sport, dport) = p.ports()?;
-    Some((
-        SocketAddrV4::new(p.src, sport),
-        SocketAddrV4::new(p.dst, dport),
-    ))
 }
 
 /// Writes the two ports at the start of an L4 header and returns `addrs` plus their change,

@@ -9,7 +9,7 @@ use super::arp::{REQUEST_LEN, reply_in_place, write_gratuitous, write_request};
 use super::checksum::{ipv4_header_valid, ipv4_l4_valid};
 use super::ether::{MacAddr, dst_mac, src_mac};
 use super::icmp::echo_reply_in_place;
-use super::nat::{rewrite_ipv4, rewrite_ipv4_dst, rewrite_ipv4_src, tuple};
+use super::nat::rewrite_ipv4;
 use super::parse::*;
 use super::tcp::{ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, rst_reply_in_place};
 use super::testutil::*;
@@ -364,6 +364,15 @@ fn tcp_flag_rules() {
 
 // ---------------------------------------------------------------- NAT rewrites
 
+/// The (source, destination) socket addresses of a TCP/UDP packet; `None` for other protocols.
+fn tuple(p: &Ipv4Info) -> Option<(SocketAddrV4, SocketAddrV4)> {
+    let (sport, dport) = p.ports()?;
+    Some((
+        SocketAddrV4::new(p.src, sport),
+        SocketAddrV4::new(p.dst, dport),
+    ))
+}
+
 fn reparse_tuple(f: &[u8]) -> (SocketAddrV4, SocketAddrV4) {
     tuple(&ip(&parse(f).expect("rewritten frame parses"))).unwrap()
 }
@@ -424,12 +433,13 @@ fn rewrite_errors_leave_packet_unchanged() {
 }
 
 #[test]
-fn nat_mode_helpers() {
+fn nat_mode_rewrites_one_side_only() {
     let s = Spec::default();
     let (client, vip, rs) = (s.src, s.dst, sa("10.9.9.9:53"));
     let mut f = udp_frame(&s);
     let p = ip(&parse(&f).unwrap());
-    rewrite_ipv4_dst(&mut f, &p, rs, false).unwrap();
+    // Client to real server: only the destination changes.
+    rewrite_ipv4(&mut f, &p, client, rs, false).unwrap();
     oracle_checksums(&f).unwrap();
     assert_eq!(reparse_tuple(&f), (client, rs));
     // The real server's reply goes back through us: only its source changes.
@@ -439,7 +449,7 @@ fn nat_mode_helpers() {
         ..Spec::default()
     });
     let p = ip(&parse(&r).unwrap());
-    rewrite_ipv4_src(&mut r, &p, vip, true).unwrap();
+    rewrite_ipv4(&mut r, &p, vip, client, true).unwrap();
     oracle_checksums(&r).unwrap();
     assert_eq!(reparse_tuple(&r), (vip, client));
 }
