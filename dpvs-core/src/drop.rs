@@ -52,13 +52,20 @@ pub enum DropReason {
     TxFull,
     /// Ring to the owning worker full.
     RingFull,
-    /// No mbuf available for a generated packet (ARP request, RST).
+    /// No mbuf available for a generated packet (ARP request, RST, ICMP error), or no
+    /// headroom in a received one for a tunnel header.
     NoBuffer,
+    /// The packet with a tunnel header would exceed the egress port's MTU. When it has DF set,
+    /// the client is sent an ICMP "fragmentation needed" with the MTU that fits.
+    TooBig,
+    /// A direct-routing real server a route puts behind a gateway: DR can only reach real
+    /// servers on the balancer's own link.
+    RsNotOnLink,
 }
 
 impl DropReason {
     /// Every reason, in counter-index order.
-    pub const ALL: [DropReason; 24] = [
+    pub const ALL: [DropReason; 26] = [
         DropReason::Truncated,
         DropReason::UnknownEthertype,
         DropReason::BadIpHeader,
@@ -83,6 +90,8 @@ impl DropReason {
         DropReason::TxFull,
         DropReason::RingFull,
         DropReason::NoBuffer,
+        DropReason::TooBig,
+        DropReason::RsNotOnLink,
     ];
     /// Number of reasons: the length of a per-worker counter array.
     pub const COUNT: usize = Self::ALL.len();
@@ -119,6 +128,8 @@ impl DropReason {
             DropReason::TxFull => "tx_full",
             DropReason::RingFull => "ring_full",
             DropReason::NoBuffer => "no_buffer",
+            DropReason::TooBig => "too_big",
+            DropReason::RsNotOnLink => "rs_not_on_link",
         }
     }
 }

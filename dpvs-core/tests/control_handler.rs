@@ -140,16 +140,16 @@ fn service_add_edit_del() {
         Request::ServiceAdd(spec(tcp_svc(), Sched::Wrr)),
         &["tcp:10.0.0.100:80", "exists"],
     );
-    let dr = ServiceSpec {
-        key: udp_svc(),
-        sched: Sched::Rr,
-        forward: Forward::Dr,
-    };
-    refused(
-        &mut c,
-        Request::ServiceAdd(dr),
-        &["udp:10.0.0.100:53", "dr", "not supported"],
-    );
+    // Every mode is a service default; DR and TUN need nothing the service lacks yet.
+    for forward in [Forward::Dr, Forward::Tun, Forward::Nat] {
+        let spec = ServiceSpec {
+            key: udp_svc(),
+            sched: Sched::Rr,
+            forward,
+        };
+        ok(&mut c, Request::ServiceAdd(spec));
+        ok(&mut c, Request::ServiceDel { service: udp_svc() });
+    }
     let zero = ServiceKey {
         port: 0,
         ..udp_svc()
@@ -247,11 +247,69 @@ fn real_server_add_edit_del() {
         add(rs_spec(RS1, 0, 1)),
         &["192.168.10.11:0", "port 0"],
     );
-    let dr = RsSpec {
+    // DR and TUN hand over the client's packet: the real server serves the VIP's port.
+    for forward in [Forward::Dr, Forward::Tun] {
+        let other_port = RsSpec {
+            forward: Some(forward),
+            ..rs_spec(RS1, 9000, 1)
+        };
+        refused(
+            &mut c,
+            add(other_port),
+            &["192.168.10.11:9000", "port must be the service's (80)"],
+        );
+    }
+    // DR reaches the real server by its MAC: it must be on one of our links.
+    ok(
+        &mut c,
+        Request::RouteAdd(RouteSpec {
+            prefix: "172.16.0.0".parse().unwrap(),
+            prefix_len: 16,
+            port: "dpdk1".into(),
+            via: Some(IpAddr::V4(RS2)),
+            src: None,
+        }),
+    );
+    let routed = RsSpec {
         forward: Some(Forward::Dr),
-        ..rs_spec(RS1, 9000, 1)
+        ..rs_spec("172.16.0.5".parse().unwrap(), 80, 1)
     };
-    refused(&mut c, add(dr), &["192.168.10.11:9000", "not supported"]);
+    refused(
+        &mut c,
+        add(routed.clone()),
+        &["172.16.0.5:80", "directly connected", "via 192.168.10.12"],
+    );
+    let unrouted = RsSpec {
+        forward: Some(Forward::Dr),
+        ..rs_spec("203.0.113.5".parse().unwrap(), 80, 1)
+    };
+    refused(
+        &mut c,
+        add(unrouted),
+        &["203.0.113.5:80", "directly connected"],
+    );
+    // TUN goes through gateways.
+    ok(
+        &mut c,
+        add(RsSpec {
+            forward: Some(Forward::Tun),
+            ..routed
+        }),
+    );
+    ok(
+        &mut c,
+        Request::RsDel {
+            service: tcp_svc(),
+            addr: "172.16.0.5:80".parse().unwrap(),
+        },
+    );
+    ok(
+        &mut c,
+        Request::RouteDel {
+            prefix: "172.16.0.0".parse().unwrap(),
+            prefix_len: 16,
+        },
+    );
 
     // Drain RS1: out of the schedule.
     ok(

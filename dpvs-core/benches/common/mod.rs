@@ -73,6 +73,7 @@ pub fn control_state(laddrs: u32, timeouts: Timeouts) -> ControlState {
         name: "dp0".into(),
         id: 0,
         mac: MacAddr(OUR_MAC),
+        mtu: 1500,
     }];
     let mut cs = ControlState::new(ports, timeouts, 64);
     let ip = |a: Ipv4Addr| IpAddr::V4(a);

@@ -353,7 +353,7 @@ fn conn_info(c: &ConnView, worker: u16) -> ConnInfo {
         },
         client: SocketAddr::V4(c.client),
         vip: SocketAddr::V4(c.vip),
-        laddr: Some(SocketAddr::V4(c.laddr)),
+        laddr: c.laddr.map(SocketAddr::V4),
         rs: SocketAddr::V4(c.rs),
         state: c.state.to_string(),
         expires_in_s: c.expires_in_ms.div_ceil(1000),

@@ -21,6 +21,8 @@ pub struct PortState {
     pub name: String,
     pub id: u16,
     pub mac: MacAddr,
+    /// The largest IP packet the port sends.
+    pub mtu: u16,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -167,7 +169,6 @@ impl ControlState {
         if self.services.iter().any(|s| s.key == key) {
             return Err(format!("service {key} exists"));
         }
-        supported(forward).map_err(|e| format!("service {key}: {e}"))?;
         let slot = self.slots.take()?;
         self.services.push(ServiceState {
             key,
@@ -187,7 +188,11 @@ impl ControlState {
         forward: Forward,
     ) -> Result<(), String> {
         let i = self.service_pos(&key)?;
-        supported(forward).map_err(|e| format!("service {key}: {e}"))?;
+        let s = &self.services[i];
+        // Real servers without a mode of their own take the new default.
+        for r in s.rs.iter().filter(|r| r.forward.is_none()) {
+            self.check_mode(&key, r.addr, forward)?;
+        }
         let s = &mut self.services[i];
         s.sched = sched;
         s.forward = forward;
@@ -208,11 +213,12 @@ impl ControlState {
         forward: Option<Forward>,
     ) -> Result<(), String> {
         let addr = v4_sock(addr, "real server")?;
-        check_rs(addr, weight, forward)?;
+        check_rs(addr, weight)?;
         let i = self.service_pos(key)?;
         if self.services[i].rs.iter().any(|r| r.addr == addr) {
             return Err(format!("real server {addr} exists in {key}"));
         }
+        self.check_mode(key, addr, forward.unwrap_or(self.services[i].forward))?;
         let slot = self.slots.take()?;
         self.services[i].rs.push(RsState {
             addr,
@@ -231,8 +237,14 @@ impl ControlState {
         forward: Option<Forward>,
     ) -> Result<(), String> {
         let addr = v4_sock(addr, "real server")?;
-        check_rs(addr, weight, forward)?;
+        check_rs(addr, weight)?;
         let i = self.service_pos(key)?;
+        let s = &self.services[i];
+        let old =
+            s.rs.iter()
+                .find(|r| r.addr == addr)
+                .ok_or_else(|| format!("no real server {addr} in {key}"))?;
+        self.check_mode(key, addr, forward.or(old.forward).unwrap_or(s.forward))?;
         let rs = self.services[i]
             .rs
             .iter_mut()
@@ -241,6 +253,41 @@ impl ControlState {
         rs.weight = weight;
         if forward.is_some() {
             rs.forward = forward;
+        }
+        Ok(())
+    }
+
+    /// Checks what forwarding mode `forward` requires of real server `addr` of service `key`.
+    /// DR and TUN hand over the client's packet unchanged, so the real server serves the
+    /// service's own port; DR reaches it by its MAC, so it must be on one of our links (a
+    /// route removed later makes its packets count as `rs_not_on_link`).
+    fn check_mode(
+        &self,
+        key: &ServiceKey,
+        addr: SocketAddrV4,
+        forward: Forward,
+    ) -> Result<(), String> {
+        if matches!(forward, Forward::Dr | Forward::Tun) && addr.port() != key.port {
+            return Err(format!(
+                "real server {addr}: {forward} forwards the client's packet unchanged, so its port must be the service's ({})",
+                key.port
+            ));
+        }
+        if forward == Forward::Dr {
+            let rip = *addr.ip();
+            match self.route_table().next_hop(rip) {
+                Some((_, gw, _)) if gw == rip => {}
+                Some((_, gw, _)) => {
+                    return Err(format!(
+                        "real server {addr}: dr needs it on a directly connected network, but it is routed via {gw}"
+                    ));
+                }
+                None => {
+                    return Err(format!(
+                        "real server {addr}: dr needs it on a directly connected network (add an address in its subnet first)"
+                    ));
+                }
+            }
         }
         Ok(())
     }
@@ -493,7 +540,10 @@ impl ControlState {
             if ports.len() <= i {
                 ports.resize(i + 1, None);
             }
-            ports[i] = Some(PortConf { mac: p.mac });
+            ports[i] = Some(PortConf {
+                mac: p.mac,
+                mtu: p.mtu,
+            });
         }
         let mut local = HashMap::new();
         for a in &self.addrs {
@@ -573,27 +623,14 @@ impl ControlState {
     }
 }
 
-fn check_rs(addr: SocketAddrV4, weight: u32, forward: Option<Forward>) -> Result<(), String> {
+fn check_rs(addr: SocketAddrV4, weight: u32) -> Result<(), String> {
     if addr.port() == 0 {
         return Err(format!("real server {addr}: port 0 is not allowed"));
     }
     if weight > 65535 {
         return Err(format!("real server {addr}: weight {weight} above 65535"));
     }
-    if let Some(f) = forward {
-        supported(f).map_err(|e| format!("real server {addr}: {e}"))?;
-    }
     Ok(())
-}
-
-/// The forwarding modes the data plane implements: FullNAT and NAT.
-fn supported(forward: Forward) -> Result<(), String> {
-    match forward {
-        Forward::Fnat | Forward::Nat => Ok(()),
-        Forward::Dr | Forward::Tun => Err(format!(
-            "forwarding mode {forward} is not supported yet (only fnat and nat)"
-        )),
-    }
 }
 
 /// `addr` with its host bits cleared.

@@ -186,6 +186,7 @@ fn build_control(
             name: p.name.clone(),
             id: p.port.id(),
             mac: MacAddr(p.port.mac()),
+            mtu: p.port.mtu(),
         })
         .collect();
     let mut state = ControlState::new(port_states, cfg.timeouts, STAT_SLOTS as u32);

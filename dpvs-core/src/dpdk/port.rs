@@ -428,6 +428,15 @@ impl Port {
         addr.addr_bytes
     }
 
+    /// The largest IP packet the port sends (its MTU); 1500, DPDK's default, if the device
+    /// cannot tell.
+    pub fn mtu(&self) -> u16 {
+        let mut mtu = 0u16;
+        // SAFETY: valid port id; mtu is a writable u16.
+        let ret = unsafe { dpdk_sys::rte_eth_dev_get_mtu(self.inner.id, &mut mtu) };
+        if ret == 0 && mtu >= 68 { mtu } else { 1500 }
+    }
+
     /// Whether the link is up, without waiting for the device to find out.
     pub fn link_up(&self) -> bool {
         let mut link = dpdk_sys::rte_eth_link::default();

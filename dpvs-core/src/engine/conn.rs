@@ -62,7 +62,7 @@ pub struct Conn {
     pub proto: u8,
     /// Protocol state (`tcp_state::TcpState as u8`; 0 for UDP).
     pub state: u8,
-    /// [`Conn::DEAD`], [`Conn::NAT`].
+    /// [`Conn::DEAD`], [`Conn::NAT`], [`Conn::DR`], [`Conn::TUN`].
     pub flags: u8,
 }
 
@@ -73,9 +73,37 @@ impl Conn {
     /// A NAT-mode connection: `lip`/`lport` are the client's own endpoint, not a port taken
     /// from a local address's pool.
     pub const NAT: u8 = 2;
+    /// A direct-routing connection: packets go to the real server unchanged but for the
+    /// destination MAC. `lip`/`lport` are unused.
+    pub const DR: u8 = 4;
+    /// An IP-in-IP tunnel connection: packets go to the real server inside an outer header.
+    /// `lip`/`lport` are unused.
+    pub const TUN: u8 = 8;
+    /// The modes whose replies bypass the balancer: such a connection is indexed under its
+    /// inbound tuple only, and its TCP state follows the client's segments alone.
+    pub const DIRECT: u8 = Self::DR | Self::TUN;
 
     pub fn is_dead(&self) -> bool {
         self.flags & Self::DEAD != 0
+    }
+
+    /// Whether replies bypass the balancer (DR, TUN), so only inbound packets are seen.
+    pub fn is_direct(&self) -> bool {
+        self.flags & Self::DIRECT != 0
+    }
+
+    /// Whether `lport` was taken from the pool of local address `lip` (FullNAT only).
+    pub fn holds_local_port(&self) -> bool {
+        self.flags & (Self::NAT | Self::DIRECT) == 0
+    }
+
+    /// The directions the table indexes the connection under.
+    fn indexed(&self) -> &'static [Dir] {
+        if self.is_direct() {
+            &[Dir::Inbound]
+        } else {
+            &[Dir::Inbound, Dir::Outbound]
+        }
     }
 
     /// The tuple of packets travelling in `dir`.
@@ -266,13 +294,16 @@ impl ConnTable {
         None
     }
 
-    /// Inserts `conn` under both of its tuples.
+    /// Inserts `conn` under both of its tuples (under its inbound tuple only when replies
+    /// bypass the balancer).
     pub fn insert(&mut self, conn: Conn) -> Result<ConnId, InsertError> {
+        let dirs = conn.indexed();
         let keys = [Dir::Inbound, Dir::Outbound].map(|d| {
             let t = conn.tuple(d);
             (self.bucket(&t), t)
         });
-        if keys.iter().any(|(b, t)| self.lookup_in(*b, t).is_some()) {
+        let taken = |(b, t): &(Bucket, Tuple)| self.lookup_in(*b, t).is_some();
+        if keys[..dirs.len()].iter().any(taken) {
             return Err(InsertError::Exists);
         }
         let pos = self.free;
@@ -281,7 +312,7 @@ impl ConnTable {
         };
         self.free = slot.next[0];
         slot.conn = conn;
-        for (dir, (b, _)) in [Dir::Inbound, Dir::Outbound].into_iter().zip(keys) {
+        for (&dir, (b, _)) in dirs.iter().zip(keys) {
             let head = &mut self.heads[b.0 as usize];
             self.slots[pos as usize].next[dir as usize] = *head;
             *head = Self::entry(pos, dir);
@@ -322,7 +353,7 @@ impl ConnTable {
     /// Removes a connection and returns it.
     pub fn remove(&mut self, id: ConnId) -> Conn {
         let conn = self.slots[id.0 as usize].conn;
-        for dir in [Dir::Inbound, Dir::Outbound] {
+        for &dir in conn.indexed() {
             let b = self.bucket(&conn.tuple(dir));
             self.unlink(b, Self::entry(id.0, dir));
         }
@@ -430,6 +461,29 @@ mod tests {
         assert_eq!(t.remove(id), c);
         assert_eq!(t.lookup(&c.tuple(Dir::Inbound)), None);
         assert!(t.is_empty());
+    }
+
+    #[test]
+    fn a_direct_connection_is_indexed_inbound_only() {
+        let mut t = ConnTable::new(8, 5);
+        let mut dr = conn(1, 1000);
+        (dr.lip, dr.lport, dr.flags) = (0, 0, Conn::DR);
+        let id = t.insert(dr).unwrap();
+        assert_eq!(t.lookup(&dr.tuple(Dir::Inbound)), Some((id, Dir::Inbound)));
+        assert_eq!(t.lookup(&dr.tuple(Dir::Outbound)), None);
+        // Another client's connection to the same real server does not clash on the
+        // unused reply tuple.
+        let mut other = conn(2, 1000);
+        (other.lip, other.lport, other.flags) = (0, 0, Conn::TUN);
+        let id2 = t.insert(other).unwrap();
+        assert_eq!(t.remove(id), dr);
+        assert_eq!(
+            t.lookup(&other.tuple(Dir::Inbound)),
+            Some((id2, Dir::Inbound))
+        );
+        t.remove(id2);
+        assert!(t.is_empty());
+        assert!(t.heads.iter().all(|h| *h == NIL));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! A worker's cache of resolved next hops: destination address → (port, destination MAC,
-//! source MAC).
+//! source MAC, and what tunnels and direct routing need to know of the path).
 //!
 //! Resolving a destination takes a longest-prefix route match, a neighbour lookup and the
 //! port's MAC: over a hundred instructions, for an answer that changes only when a new
@@ -24,6 +24,14 @@ pub struct NextHop {
     pub port: u16,
     pub dst_mac: MacAddr,
     pub src_mac: MacAddr,
+    /// The destination is on the port's link (its own MAC), not behind a gateway: what
+    /// direct routing requires of a real server.
+    pub on_link: bool,
+    /// The port's MTU: the largest IP packet the hop takes.
+    pub mtu: u16,
+    /// Our address that packets we originate towards the destination come from (the route's
+    /// source, else an address on the port; unspecified when the port has none).
+    pub src_ip: Ipv4Addr,
 }
 
 #[derive(Clone, Copy)]
@@ -41,6 +49,9 @@ const EMPTY: Entry = Entry {
         port: 0,
         dst_mac: MacAddr::ZERO,
         src_mac: MacAddr::ZERO,
+        on_link: false,
+        mtu: 0,
+        src_ip: Ipv4Addr::UNSPECIFIED,
     },
 };
 
@@ -105,6 +116,9 @@ mod tests {
             port,
             dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
             src_mac: MacAddr([2, 0, 0, 0, 0, 2]),
+            on_link: true,
+            mtu: 1500,
+            src_ip: Ipv4Addr::new(10, 0, 0, 1),
         }
     }
 

@@ -17,6 +17,8 @@ use crate::packet::ether::MacAddr;
 pub struct PortConf {
     /// Source MAC of everything the worker sends on the port.
     pub mac: MacAddr,
+    /// The largest IP packet the port sends: what an IP-in-IP packet must fit.
+    pub mtu: u16,
 }
 
 /// What one of our own IPv4 addresses is for.

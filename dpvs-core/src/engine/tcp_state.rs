@@ -121,6 +121,30 @@ pub fn next_state(cur: TcpState, dir: Dir, flags: u8) -> TcpState {
     }
 }
 
+/// The state after a client segment with TCP `flags` on a connection in `cur` whose replies
+/// bypass the balancer (DR, TUN), so the server's segments are never seen. As LVS's
+/// input-only table: the client's SYN half-opens, its next ACK establishes, its FIN leaves
+/// the connection in FIN_WAIT until the timeout (the server's answer is invisible), a RST
+/// closes.
+pub fn next_state_inbound_only(cur: TcpState, flags: u8) -> TcpState {
+    use TcpState::*;
+    let Some(ev) = classify(flags) else {
+        return cur;
+    };
+    match (ev, cur) {
+        (Event::Rst, _) => Close,
+        // A stray SYN never downgrades an established connection (see `on_syn`).
+        (Event::Syn, Established) => Established,
+        (Event::Syn, _) => SynRecv,
+        (Event::Fin, Established | CloseWait) => FinWait,
+        // A FIN before the handshake completed: the client gave up.
+        (Event::Fin, SynRecv | SynAck) => TimeWait,
+        (Event::Fin, None | Listen) => Close,
+        (Event::Ack, SynRecv | SynAck | None | Listen) => Established,
+        (Event::Fin | Event::Ack, s) => s,
+    }
+}
+
 /// SYN (or SYN+ACK).
 fn on_syn(cur: TcpState, dir: Dir) -> TcpState {
     use TcpState::*;
@@ -414,7 +438,41 @@ mod tests {
         );
     }
 
+    #[test]
+    fn inbound_only_lifecycle() {
+        let mut s = TcpState::None;
+        let mut seen = vec![];
+        for f in [SYN, SYN, ACK, ACK | PSH, SYN, FIN | ACK, ACK, RST] {
+            s = next_state_inbound_only(s, f);
+            seen.push(s);
+        }
+        assert_eq!(
+            seen,
+            [
+                SynRecv,
+                SynRecv,
+                Established,
+                Established,
+                Established,
+                FinWait,
+                FinWait,
+                Close
+            ]
+        );
+        assert_eq!(next_state_inbound_only(SynRecv, FIN | ACK), TimeWait);
+        assert_eq!(next_state_inbound_only(Close, SYN), SynRecv);
+        assert_eq!(next_state_inbound_only(Established, 0), Established);
+    }
+
     proptest! {
+        #[test]
+        fn inbound_only_is_total_and_only_rst_resets(s in 0u8..11, f in any::<u8>()) {
+            let s = TcpState::from_u8(s);
+            let n = next_state_inbound_only(s, f);
+            if f & RST != 0 { prop_assert_eq!(n, Close); }
+            if s == Established && f & (RST | FIN) == 0 { prop_assert_eq!(n, Established); }
+        }
+
         #[test]
         fn total_and_only_rst_resets(s in 0u8..11, inbound in any::<bool>(), f in any::<u8>()) {
             let s = TcpState::from_u8(s);

@@ -1,5 +1,6 @@
 //! What a worker does to each packet it owns: ARP and ICMP for our addresses, connection
-//! lookup, scheduling of new connections, the FullNAT rewrite, next-hop resolution.
+//! lookup, scheduling of new connections, the forwarding of each mode (the FullNAT and NAT
+//! rewrite, direct routing, IP-in-IP), next-hop resolution.
 //!
 //! Generic over [`Frame`], so the same code runs on DPDK mbufs in the daemon and on
 //! [`crate::packet::VecFrame`] in tests and benches. Nothing here allocates, locks, logs or
@@ -20,9 +21,10 @@ use crate::engine::neigh::{NeighTable, PendingQueue};
 use crate::engine::snapshot::{LocalAddr, Service, Snapshot};
 use crate::engine::stats::{Stats, WorkerCounters};
 use crate::engine::tcp_state::{self, TcpState};
-use crate::packet::ether::{ETH_ZLEN, MacAddr, set_macs};
+use crate::packet::ether::{ETH_HLEN, ETH_ZLEN, ETHERTYPE_IPV4, MacAddr, set_macs};
+use crate::packet::ipip::{self, EncapError};
 use crate::packet::parse::{self, Ipv4Info, L3, L4, Packet};
-use crate::packet::{Frame, arp, icmp, nat, tcp};
+use crate::packet::{Frame, arp, ether, icmp, nat, tcp};
 
 const PROTO_ICMP: u8 = 1;
 const PROTO_TCP: u8 = 6;
@@ -55,7 +57,9 @@ pub struct ConnView {
     pub proto: u8,
     pub client: SocketAddrV4,
     pub vip: SocketAddrV4,
-    pub laddr: SocketAddrV4,
+    /// The source the real server sees: a local address (FullNAT), the client (NAT); `None`
+    /// in DR and TUN, where the real server sees the client's packet as sent.
+    pub laddr: Option<SocketAddrV4>,
     pub rs: SocketAddrV4,
     pub state: &'static str,
     pub expires_in_ms: u32,
@@ -350,7 +354,9 @@ impl<F: Frame> Worker<F> {
                 (c.rs_slot, c.svc_slot) = (NO_SLOT, NO_SLOT as u16);
                 c.flags |= Conn::DEAD;
                 c.expires = grace;
-                c.proto == PROTO_TCP
+                // A DR or TUN connection cannot reset the real server (its replies bypass us):
+                // it goes now, and the client's next segment is answered with a RST.
+                c.proto == PROTO_TCP && !c.is_direct()
             },
             |c| free_conn(stats, w, pools, c),
         );
@@ -437,7 +443,7 @@ impl<F: Frame> Worker<F> {
 
     /// The fast path: a TCP segment without SYN, FIN or RST of an ESTABLISHED connection, or a
     /// datagram of a UDP connection, in the common frame layout ([`parse::common`]) whose
-    /// connection bucket is `b`. That is nearly every packet of a busy balancer, and it needs
+    /// connection bucket is `b`, in any forwarding mode. That is nearly every packet of a busy balancer, and it needs
     /// the connection and nothing else: no state change, no gauge moves, no service. Any
     /// other packet is handed back (`Some`) for the general path, which decides on it afresh.
     #[inline]
@@ -466,8 +472,13 @@ impl<F: Frame> Worker<F> {
         };
         c.expires = deadline(ctx.now_ms, timeout_s);
         let (src, dst) = endpoints(c, dir);
-        let slots = (c.svc_slot, c.rs_slot);
+        let (slots, conn_flags) = ((c.svc_slot, c.rs_slot), c.flags);
         self.count_forwarded(slots, dir, h.total_len);
+        if conn_flags & Conn::DIRECT != 0 {
+            let rs = Ipv4Addr::from_bits(dst.0);
+            self.send_direct(ctx, conn_flags, rs, ETH_HLEN, f, out);
+            return None;
+        }
         match nat::rewrite_common(f.data_mut(), src, dst) {
             Ok(()) => self.send_ip(ctx, Ipv4Addr::from_bits(dst.0), f, out),
             Err(r) => self.drop_pkt(f, r),
@@ -676,15 +687,16 @@ impl<F: Frame> Worker<F> {
             .and_then(|i| svc.rs.get(usize::from(i)))
             .ok_or(DropReason::NoRealServer)?;
         // NAT keeps the client as the source: the "local" side of its connection is the
-        // client endpoint itself, so replies are looked up and rewritten like FullNAT's.
+        // client endpoint itself, so replies are looked up and rewritten like FullNAT's. DR
+        // and TUN replies bypass us: they have no local side.
         let (lip, lport, flags) = match rs.forward {
             Forward::Fnat => {
                 let (lip, lport) = self.alloc_local_port(svc, slot)?;
                 (lip, lport, 0)
             }
             Forward::Nat => (t.src, t.sport, Conn::NAT),
-            // The control plane accepts no other mode.
-            Forward::Dr | Forward::Tun => return Err(DropReason::NoRealServer),
+            Forward::Dr => (Ipv4Addr::UNSPECIFIED, 0, Conn::DR),
+            Forward::Tun => (Ipv4Addr::UNSPECIFIED, 0, Conn::TUN),
         };
         let state = if t.proto == PROTO_TCP {
             TcpState::None as u8
@@ -708,14 +720,14 @@ impl<F: Frame> Worker<F> {
             flags,
         };
         let id = self.conns.insert(conn).map_err(|e| {
-            let nat = conn.flags & Conn::NAT != 0;
-            if !nat && let Some(p) = self.pools.get_mut(&lip.to_bits()) {
+            let pooled = conn.holds_local_port();
+            if pooled && let Some(p) = self.pools.get_mut(&lip.to_bits()) {
                 p.free(lport);
             }
             match e {
                 InsertError::Full => DropReason::ConnTableFull,
-                InsertError::Exists if nat => DropReason::TupleInUse,
-                InsertError::Exists => DropReason::LaddrExhausted,
+                InsertError::Exists if pooled => DropReason::LaddrExhausted,
+                InsertError::Exists => DropReason::TupleInUse,
             }
         })?;
         let w = usize::from(self.id);
@@ -769,6 +781,8 @@ impl<F: Frame> Worker<F> {
             let plain = flags & (tcp::SYN | tcp::FIN | tcp::RST) == 0;
             let new = if old == TcpState::Established && plain {
                 old
+            } else if c.is_direct() {
+                tcp_state::next_state_inbound_only(old, flags)
             } else {
                 tcp_state::next_state(old, tcp_dir(dir), flags)
             };
@@ -783,8 +797,11 @@ impl<F: Frame> Worker<F> {
         c.expires = deadline(ctx.now_ms, timeout_s);
         let ((sip, sport), (dip, dport)) = endpoints(c, dir);
         let (src, dst) = (sock(sip, sport), sock(dip, dport));
-        let slots = (c.svc_slot, c.rs_slot);
+        let (slots, conn_flags) = ((c.svc_slot, c.rs_slot), c.flags);
         self.count_forwarded(slots, dir, ip.total_len);
+        if conn_flags & Conn::DIRECT != 0 {
+            return self.send_direct(ctx, conn_flags, *dst.ip(), ip.l3_off, f, out);
+        }
         match nat::rewrite_ipv4(f.data_mut(), ip, src, dst, true) {
             Ok(()) => self.send_ip(ctx, *dst.ip(), f, out),
             Err(r) => self.drop_pkt(f, r),
@@ -871,22 +888,123 @@ impl<F: Frame> Worker<F> {
     /// The next hop of `dst` from the route and neighbour tables, cached when complete; else
     /// what stopped it: no route, or the gateway (port, address) whose MAC is unknown.
     fn resolve(&mut self, ctx: &Ctx<'_>, dst: Ipv4Addr) -> Result<NextHop, Unresolved> {
-        let Some((port, gw, _src)) = ctx.snap.routes.next_hop(dst) else {
-            return Err(Unresolved::NoRoute);
-        };
-        let Some(pc) = ctx.snap.port(port) else {
-            return Err(Unresolved::NoRoute);
-        };
-        let Some(e) = ctx.neigh.get(gw) else {
-            return Err(Unresolved::Neigh(port, gw));
+        let eg = egress(ctx.snap, dst).ok_or(Unresolved::NoRoute)?;
+        let Some(e) = ctx.neigh.get(eg.gw) else {
+            return Err(Unresolved::Neigh(eg.port, eg.gw));
         };
         let hop = NextHop {
-            port,
+            port: eg.port,
             dst_mac: MacAddr(e.mac),
-            src_mac: pc.mac,
+            src_mac: eg.mac,
+            on_link: eg.gw == dst,
+            mtu: eg.mtu,
+            src_ip: eg.src,
         };
         self.hops.put(dst, hop);
         Ok(hop)
+    }
+
+    /// Sends a packet of a DR or TUN connection (`conn_flags`) to real server `rs`, the IPv4
+    /// packet at `l3_off` as the client sent it.
+    #[inline]
+    fn send_direct(
+        &mut self,
+        ctx: &Ctx<'_>,
+        conn_flags: u8,
+        rs: Ipv4Addr,
+        l3_off: usize,
+        f: F,
+        out: &mut impl Output<F>,
+    ) {
+        if conn_flags & Conn::TUN != 0 {
+            return self.send_tunnelled(ctx, rs, l3_off, f, out);
+        }
+        match self.hops.get(rs) {
+            Some(hop) if hop.on_link => transmit(hop, f, out),
+            Some(_) => self.drop_pkt(f, DropReason::RsNotOnLink),
+            None => self.send_routed_resolving(ctx, rs, f, out),
+        }
+    }
+
+    /// Direct routing on a next-hop cache miss: the real server must be the next hop itself.
+    #[inline(never)]
+    fn send_routed_resolving(
+        &mut self,
+        ctx: &Ctx<'_>,
+        rs: Ipv4Addr,
+        f: F,
+        out: &mut impl Output<F>,
+    ) {
+        match self.resolve(ctx, rs) {
+            Ok(hop) if hop.on_link => transmit(hop, f, out),
+            Err(why @ Unresolved::Neigh(_, gw)) if gw == rs => self.park(ctx, f, why, out),
+            Err(Unresolved::NoRoute) => self.drop_pkt(f, DropReason::NoRoute),
+            Ok(_) | Err(Unresolved::Neigh(..)) => self.drop_pkt(f, DropReason::RsNotOnLink),
+        }
+    }
+
+    /// IP-in-IP to real server `rs`, from our address on the way there. A packet the outer
+    /// header makes too big for the egress MTU is dropped; if it forbids fragmentation, its
+    /// sender is told the MTU that fits (path MTU discovery then shrinks its packets).
+    fn send_tunnelled(
+        &mut self,
+        ctx: &Ctx<'_>,
+        rs: Ipv4Addr,
+        l3_off: usize,
+        mut f: F,
+        out: &mut impl Output<F>,
+    ) {
+        let (src, mtu) = match self.hops.get(rs) {
+            Some(hop) => (hop.src_ip, hop.mtu),
+            None => match egress(ctx.snap, rs) {
+                Some(eg) => (eg.src, eg.mtu),
+                None => return self.drop_pkt(f, DropReason::NoRoute),
+            },
+        };
+        // No address of ours on the way: nothing to source the tunnel from.
+        if src.is_unspecified() {
+            return self.drop_pkt(f, DropReason::NoRoute);
+        }
+        match ipip::encapsulate(&mut f, l3_off, src, rs, mtu) {
+            Ok(()) => self.send_ip(ctx, rs, f, out),
+            Err(EncapError::TooBig { df: true }) => {
+                self.send_frag_needed(ctx, f.data().get(l3_off..).unwrap_or(&[]), mtu, out);
+                self.drop_pkt(f, DropReason::TooBig)
+            }
+            Err(e) => self.drop_pkt(f, e.reason()),
+        }
+    }
+
+    /// Tells the sender of the IPv4 packet `ip` that it must fit in `mtu` bytes with the
+    /// tunnel header, from the address it sent to (the VIP).
+    fn send_frag_needed(&mut self, ctx: &Ctx<'_>, ip: &[u8], mtu: u16, out: &mut impl Output<F>) {
+        let mut quoted = [0u8; 68];
+        let q = ipip::quote(ip);
+        let Some(((client, vip), quoted)) = ip_pair(ip).zip(quoted.get_mut(..q.len())) else {
+            return;
+        };
+        quoted.copy_from_slice(q);
+        let Some(mut e) = out.alloc() else {
+            return self.counters().drop(DropReason::NoBuffer);
+        };
+        let len = ipip::frag_needed_len(ETH_HLEN, quoted.len());
+        let inner_mtu = mtu.saturating_sub(ipip::OVERHEAD as u16);
+        let built = e.set_len(len.max(ETH_ZLEN))
+            && ether::write_header(
+                e.data_mut(),
+                MacAddr::ZERO,
+                MacAddr::ZERO,
+                ETHERTYPE_IPV4,
+                None,
+            )
+            .is_some()
+            && ipip::write_frag_needed(e.data_mut(), ETH_HLEN, vip, client, inner_mtu, quoted)
+                .is_some();
+        if built {
+            self.send_ip(ctx, client, e, out);
+        } else {
+            self.drop_pkt(e, DropReason::NoBuffer);
+        }
     }
 
     /// A packet whose next hop is not resolved: dropped without a route, else queued for ARP.
@@ -937,6 +1055,38 @@ fn transmit<F: Frame>(hop: NextHop, mut f: F, out: &mut impl Output<F>) {
     out.tx(hop.port, f)
 }
 
+/// How a packet for some destination leaves, by the route and port tables alone.
+struct Egress {
+    port: u16,
+    /// The neighbour to hand it to: the route's gateway, else the destination itself.
+    gw: Ipv4Addr,
+    mac: MacAddr,
+    mtu: u16,
+    /// Our address on the way (see [`NextHop::src_ip`]).
+    src: Ipv4Addr,
+}
+
+fn egress(snap: &Snapshot, dst: Ipv4Addr) -> Option<Egress> {
+    let (port, gw, src) = snap.routes.next_hop(dst)?;
+    let pc = snap.port(port)?;
+    Some(Egress {
+        port,
+        gw,
+        mac: pc.mac,
+        mtu: pc.mtu,
+        src: src
+            .or_else(|| snap.arp_source(port, dst))
+            .unwrap_or(Ipv4Addr::UNSPECIFIED),
+    })
+}
+
+/// The source and destination addresses of the IPv4 header at the start of `ip`.
+fn ip_pair(ip: &[u8]) -> Option<(Ipv4Addr, Ipv4Addr)> {
+    let src: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+    let dst: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
+    Some((Ipv4Addr::from(src), Ipv4Addr::from(dst)))
+}
+
 /// Why a destination has no next hop yet.
 enum Unresolved {
     NoRoute,
@@ -966,7 +1116,8 @@ fn deadline(now_ms: u64, timeout_s: u32) -> u32 {
 }
 
 /// The (source, destination) address and port a packet of `c` travelling in `dir` leaves
-/// with: FullNAT swaps the client side for the local address side and back.
+/// with: FullNAT swaps the client side for the local address side and back. (DR and TUN
+/// leave the packet as it is; only the destination's address, the real server's, is used.)
 #[inline]
 fn endpoints(c: &Conn, dir: Dir) -> ((u32, u16), (u32, u16)) {
     match dir {
@@ -1024,7 +1175,7 @@ fn release_slots(stats: &Stats, w: usize, c: &Conn) {
 
 /// Returns a removed FullNAT connection's local port and lowers the worker's connection gauge.
 fn free_conn(stats: &Stats, w: usize, pools: &mut HashMap<u32, PortPool>, c: &Conn) {
-    if c.flags & Conn::NAT == 0
+    if c.holds_local_port()
         && let Some(p) = pools.get_mut(&c.lip)
     {
         p.free(c.lport);
@@ -1042,7 +1193,7 @@ fn view(c: &Conn, now_ms: u32) -> ConnView {
         proto: c.proto,
         client: sock(c.cip, c.cport),
         vip: sock(c.vip, c.vport),
-        laddr: sock(c.lip, c.lport),
+        laddr: (!c.is_direct()).then(|| sock(c.lip, c.lport)),
         rs: sock(c.rip, c.rport),
         state,
         expires_in_ms: if c.is_expired(now_ms) {

@@ -59,11 +59,13 @@ pub fn ports() -> Vec<PortState> {
             name: "dpdk0".into(),
             id: 0,
             mac: MAC0,
+            mtu: 1500,
         },
         PortState {
             name: "dpdk1".into(),
             id: 1,
             mac: MAC1,
+            mtu: 1500,
         },
     ]
 }
