@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Traffic client for the DPVS-RS lab: run it inside the client namespace.
 
-    lbclient.py http-seq  URL N          [--timeout S] [-v]
-    lbclient.py http-conc URL N          [--timeout S] [-v]
+    lbclient.py http-seq  URL N          [--timeout S] [--body BYTES] [-v]
+    lbclient.py http-conc URL N          [--timeout S] [--body BYTES] [-v]
     lbclient.py udp       HOST:PORT N    [--timeout S] [-v]
     lbclient.py hold      URL SECONDS    [--gap-timeout S]
 
 http-seq   N GET requests one after the other, each on a new connection.
 http-conc  N GET requests at once, one thread and one connection each.
+           --body BYTES: POST that many bytes instead (uploads: full-size segments), and
+           count an answer good only if the server reports receiving all of them.
 udp        N request/response exchanges, each from its own source port (all sockets are kept
            open until the end, so the ports are distinct), one try each (no retries).
 hold       GET /hold?s=SECONDS (when URL has no path): the real server trickles one byte per
@@ -39,7 +41,7 @@ import time
 from collections import Counter
 from urllib.parse import urlsplit
 
-BODY_RE = re.compile(r"^(\S+) from (\d+\.\d+\.\d+\.\d+):(\d+)")
+BODY_RE = re.compile(r"^(\S+) from (\d+\.\d+\.\d+\.\d+):(\d+)(?: got (\d+))?")
 
 
 def error_kind(e):
@@ -106,12 +108,16 @@ def parse_url(url):
     return u.hostname, u.port or 80, path
 
 
-def http_once(host, port, path, timeout, tally, verbose, i):
+def http_once(host, port, path, timeout, tally, verbose, i, body=0):
     # http.client directly: no proxy environment variables get in the way.
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        conn.request("GET", path, headers={"Connection": "close"})
+        if body:
+            conn.request("POST", path, body=b"u" * body, headers={"Connection": "close"})
+        else:
+            conn.request("GET", path, headers={"Connection": "close"})
         resp = conn.getresponse()
+        sent = body
         body = resp.read().decode("utf-8", "replace")
         if resp.status != 200:
             tally.bad("http_%d" % resp.status, body.strip()[:80])
@@ -119,6 +125,9 @@ def http_once(host, port, path, timeout, tally, verbose, i):
         m = BODY_RE.match(body)
         if not m:
             tally.bad("bad_body", body.strip()[:80])
+            return
+        if m.group(4) is not None and int(m.group(4)) != sent:
+            tally.bad("short_upload", body.strip()[:80])
             return
         tally.good(m.group(1), m.group(2))
         if verbose:
@@ -135,7 +144,7 @@ def cmd_http_seq(a):
     host, port, path = parse_url(a.url)
     t = Tally("http-seq", a.url, a.n)
     for i in range(a.n):
-        http_once(host, port, path, a.timeout, t, a.verbose, i)
+        http_once(host, port, path, a.timeout, t, a.verbose, i, a.body)
     return t
 
 
@@ -149,7 +158,7 @@ def cmd_http_conc(a):
             barrier.wait(timeout=30)
         except threading.BrokenBarrierError:
             pass
-        http_once(host, port, path, a.timeout, t, a.verbose, i)
+        http_once(host, port, path, a.timeout, t, a.verbose, i, a.body)
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(a.n)]
     for th in threads:
@@ -287,6 +296,8 @@ def main():
         p.add_argument("url")
         p.add_argument("n", type=int)
         p.add_argument("--timeout", type=float, default=5.0)
+        p.add_argument("--body", type=int, default=0, metavar="BYTES",
+                       help="POST a body of this many bytes instead of a GET")
         p.add_argument("-v", "--verbose", action="store_true")
     p = sub.add_parser("udp")
     p.add_argument("target", metavar="HOST:PORT")

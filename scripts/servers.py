@@ -87,6 +87,23 @@ def make_handler(name, log):
             else:
                 self._send(404, ("%s: not found\n" % name).encode())
 
+        def do_POST(self):
+            # An upload: the body is read whole and its length reported, so the client can
+            # tell that every byte arrived.
+            peer = self.client_address[:2]
+            try:
+                n = max(0, int(self.headers.get("Content-Length", "0")))
+            except ValueError:
+                n = 0
+            got = 0
+            while got < n:
+                chunk = self.rfile.read(min(65536, n - got))
+                if not chunk:
+                    break
+                got += len(chunk)
+            log.write("tcp", peer, "request", path=self.path, body=got)
+            self._send(200, ("%s from %s:%d got %d\n" % (name, peer[0], peer[1], got)).encode())
+
         def _hold(self, url, peer):
             try:
                 secs = int(parse_qs(url.query).get("s", ["5"])[0])

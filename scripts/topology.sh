@@ -4,6 +4,8 @@
 #
 #   scripts/topology.sh up PREFIX        create the namespaces and links
 #   scripts/topology.sh servers PREFIX   start scripts/servers.py in PREFIX-rs1 and PREFIX-rs2
+#   scripts/topology.sh direct PREFIX    make rs1, rs2 DR/TUN real servers with a return path
+#                                        that bypasses the balancer (see direct() below)
 #   scripts/topology.sh down PREFIX      kill what was started, delete everything (idempotent)
 #   scripts/topology.sh status PREFIX    show the namespaces, links and recorded processes
 #   scripts/topology.sh mac PREFIX PORT  print the MAC of lbc or lbr (what dpvs's port will use)
@@ -27,7 +29,7 @@ set -Eeuo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 usage() {
-    echo "usage: $0 up|down|servers|status PREFIX | mac PREFIX lbc|lbr" >&2
+    echo "usage: $0 up|down|servers|direct|status PREFIX | mac PREFIX lbc|lbr" >&2
     exit 2
 }
 
@@ -246,10 +248,62 @@ status() {
     fi
 }
 
+# DR and TUN real servers answer the client directly, not through the balancer:
+#   PREFIX-cl  eth1 192.168.10.2/24 on the switch (the return path; rp_filter off, since the
+#              replies from the VIP arrive on eth1 while the VIP is routed via eth0)
+#   PREFIX-rsN the VIP 10.0.0.100/32 on lo (arp_ignore=1, arp_announce=2, as an LVS real
+#              server), 10.0.0.0/24 via 192.168.10.2, and scripts/ipip_decap.py feeding the
+#              TUN device ipip0 (this kernel has no ipip module). Its decapsulated-packet count
+#              is in $state/logs/rsN.ipip.count.
+direct() {
+    ns_exists "$ns_rs1" || { echo "topology $prefix is not up" >&2; exit 1; }
+    mkdir -p "$state/pids" "$state/logs"
+    local py i ns_rs d
+    py=$(command -v python3)
+    ip link add eth1 netns "$ns_cl" type veth peer name p-cl netns "$ns_sw"
+    offloads_off "$ns_sw" p-cl
+    nsx "$ns_sw" ip link set p-cl master br0
+    nsx "$ns_sw" ip link set p-cl up
+    no_ipv6 "$ns_cl" eth1
+    offloads_off "$ns_cl" eth1
+    nsx "$ns_cl" ip addr add 192.168.10.2/24 dev eth1
+    nsx "$ns_cl" ip link set eth1 up
+    for d in all default eth0 eth1; do
+        ns_sysctl "$ns_cl" "net.ipv4.conf.$d.rp_filter" 0
+    done
+    for i in 1 2; do
+        ns_rs=$prefix-rs$i
+        nsx "$ns_rs" ip addr add 10.0.0.100/32 dev lo
+        for d in all eth0; do
+            ns_sysctl "$ns_rs" "net.ipv4.conf.$d.arp_ignore" 1
+            ns_sysctl "$ns_rs" "net.ipv4.conf.$d.arp_announce" 2
+            ns_sysctl "$ns_rs" "net.ipv4.conf.$d.rp_filter" 0
+        done
+        nsx "$ns_rs" ip route add 10.0.0.0/24 via 192.168.10.2
+        ip netns exec "$ns_rs" "$py" -u "$here/ipip_decap.py" --dev ipip0 \
+            --count-file "$state/logs/rs$i.ipip.count" >"$state/logs/rs$i.ipip.out" 2>&1 &
+        echo $! >"$state/pids/rs$i.ipip.pid"
+    done
+    # Wait (bounded) until both decapsulators have their device up.
+    local deadline=$((SECONDS + 10))
+    for i in 1 2; do
+        until nsx "$prefix-rs$i" ip link show ipip0 2>/dev/null | grep -q ',UP'; do
+            if [ $SECONDS -ge $deadline ]; then
+                echo "decapsulator in $prefix-rs$i did not start:" >&2
+                cat "$state/logs/rs$i.ipip.out" >&2 || true
+                exit 1
+            fi
+            sleep 0.1
+        done
+    done
+    echo "rs1, rs2 are direct-return real servers in $prefix"
+}
+
 case $cmd in
     up) up ;;
     down) down ;;
     servers) servers ;;
+    direct) direct ;;
     status) status ;;
     mac)
         [ $# -eq 3 ] || usage

@@ -420,6 +420,30 @@ def http_requests(lab, kind, url, n, source, timeout):
     return r
 
 
+def service_counters(lab, key):
+    """The traffic counters of service `key` (e.g. "tcp:10.0.0.100:8080") from `service list
+    --stats`."""
+    for svc in lab.ctl_json(["service", "list", "--stats"]):
+        k = svc.get("key")
+        name = k if isinstance(k, str) else "%s:%s:%s" % (k.get("proto"), k.get("vip"),
+                                                          k.get("port"))
+        if name == key:
+            return svc.get("stats") or {}
+    raise Fail("service %s is not listed" % key)
+
+
+def direct_service(lab, forward, port=8080):
+    """Makes rs1 and rs2 direct-return real servers (topology.sh direct) and adds service
+    tcp:VIP:`port` in `forward` mode (dr or tun) over both, at the same port; returns
+    (service key, URL)."""
+    lab.topology("direct")
+    key = "tcp:%s:%d" % (VIP, port)
+    lab.ctl_ok(["service", "add", key, "--sched", "rr", "--forward", forward])
+    for rs in ("192.168.10.11", "192.168.10.12"):
+        lab.ctl_ok(["rs", "add", key, "%s:%d" % (rs, port)])
+    return key, "http://%s:%d/" % (VIP, port)
+
+
 def idle_mbufs(lab, timeout=10):
     """mbuf_in_use once two readings 0.5 s apart agree."""
     prev = [None]
