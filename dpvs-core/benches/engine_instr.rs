@@ -15,6 +15,7 @@ use common::{
     BATCH, Bench, Kind, PROTO_TCP, PROTO_UDP, Setup, TableFixture, Templates, lookup_all,
     lookup_baseline, sample, shuffled, table_fixture, templates,
 };
+use dpvs_api::Forward;
 use gungraun::prelude::*;
 
 /// A worker and the batch it will be fed.
@@ -92,6 +93,27 @@ fn fullnat_hit(s: State) -> State {
     black_box(run(s))
 }
 
+/// 1K established TCP flows of a service in `forward` mode, warmed up like [`hit`]'s.
+fn mode_state(forward: Forward) -> State {
+    let mut b = Bench::new(Setup {
+        tcp_forward: forward,
+        ..Setup::for_flows(BATCH)
+    });
+    b.open(PROTO_TCP, 0, BATCH as u32);
+    let t = templates(&b, Kind::TcpIn, &shuffled(BATCH as u32, 7));
+    b.run(&t, 0, BATCH);
+    state(b, t)
+}
+
+// The fast path of each forwarding mode: client data segments of 1K established flows.
+#[library_benchmark(teardown = check)]
+#[bench::nat_tcp_in_1k(args = (Forward::Nat), setup = mode_state)]
+#[bench::dr_tcp_in_1k(args = (Forward::Dr), setup = mode_state)]
+#[bench::tun_tcp_in_1k(args = (Forward::Tun), setup = mode_state)]
+fn mode_hit(s: State) -> State {
+    black_box(run(s))
+}
+
 // The same 1K-flow batch handed to `Worker::process` one packet at a time (no burst staging).
 #[library_benchmark(teardown = check)]
 #[bench::tcp_in_1k(args = (PROTO_TCP, Kind::TcpIn, BATCH as u32), setup = hit)]
@@ -137,6 +159,7 @@ library_benchmark_group!(
     benchmarks = [
         harness_baseline,
         fullnat_hit,
+        mode_hit,
         fullnat_one_by_one,
         new_tcp_conn,
         conn_lookup_baseline,

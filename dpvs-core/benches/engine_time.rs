@@ -19,6 +19,7 @@ use common::{
     lookup_baseline, shuffled, table_fixture, templates,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use dpvs_api::Forward;
 use dpvs_core::engine::conn::{ConnTable, Tuple};
 use dpvs_core::engine::tcp_state::Timeouts;
 
@@ -84,6 +85,33 @@ fn fullnat_hit(c: &mut Criterion) {
             start.elapsed()
         });
     });
+    g.finish();
+    // The fast path of the other forwarding modes, client data of 1K established flows.
+    let mut g = c.benchmark_group("mode_hit");
+    g.throughput(Throughput::Elements(BATCH as u64));
+    for (name, forward) in [
+        ("nat_tcp_in_1k", Forward::Nat),
+        ("dr_tcp_in_1k", Forward::Dr),
+        ("tun_tcp_in_1k", Forward::Tun),
+    ] {
+        let mut st: Option<State> = None;
+        g.bench_function(name, |b| {
+            let s = st.get_or_insert_with(|| {
+                let mut b = Bench::new(Setup {
+                    tcp_forward: forward,
+                    ..Setup::for_flows(BATCH)
+                });
+                b.open(PROTO_TCP, 0, BATCH as u32);
+                let t = templates(&b, Kind::TcpIn, &shuffled(BATCH as u32, 7));
+                State {
+                    bench: b,
+                    t,
+                    cursor: 0,
+                }
+            });
+            b.iter_custom(|iters| bench_batches(s, iters, Bench::run));
+        });
+    }
     g.finish();
     // The same batches one packet at a time: what the burst prefetch buys at scale.
     let mut g = c.benchmark_group("fullnat_one_by_one");

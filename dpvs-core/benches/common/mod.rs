@@ -67,8 +67,9 @@ pub fn client(i: u32) -> SocketAddrV4 {
 
 /// The configuration: one port, the VIP, `laddrs` local addresses, eight real servers in a
 /// connected subnet with static neighbours, a default route via a static gateway; services
-/// `tcp:10.0.0.100:80` and `udp:10.0.0.100:53`, both `rr` over the eight real servers.
-pub fn control_state(laddrs: u32, timeouts: Timeouts) -> ControlState {
+/// `tcp:10.0.0.100:80` (in mode `tcp_forward`; the real servers serve port 80 in DR and TUN,
+/// 8080 otherwise) and `udp:10.0.0.100:53` (FullNAT), both `rr` over the eight real servers.
+pub fn control_state(laddrs: u32, timeouts: Timeouts, tcp_forward: Forward) -> ControlState {
     let ports = vec![PortState {
         name: "dp0".into(),
         id: 0,
@@ -96,16 +97,17 @@ pub fn control_state(laddrs: u32, timeouts: Timeouts) -> ControlState {
     cs.neigh_add(ip(Ipv4Addr::new(10, 0, 0, 254)), "02:00:00:00:00:fe", "dp0")
         .unwrap();
     for proto in [Proto::Tcp, Proto::Udp] {
-        let (vport, rport) = match proto {
-            Proto::Tcp => (TCP_VPORT, RS_TCP_PORT),
-            Proto::Udp => (UDP_VPORT, RS_UDP_PORT),
+        let (vport, rport, forward) = match (proto, tcp_forward) {
+            (Proto::Tcp, Forward::Dr | Forward::Tun) => (TCP_VPORT, TCP_VPORT, tcp_forward),
+            (Proto::Tcp, _) => (TCP_VPORT, RS_TCP_PORT, tcp_forward),
+            (Proto::Udp, _) => (UDP_VPORT, RS_UDP_PORT, Forward::Fnat),
         };
         let key = ServiceKey {
             proto,
             vip: ip(VIP),
             port: vport,
         };
-        cs.service_add(key, Sched::Rr, Forward::Fnat).unwrap();
+        cs.service_add(key, Sched::Rr, forward).unwrap();
         for r in 0..RS_COUNT {
             let rs = Ipv4Addr::new(192, 168, 10, 11 + r);
             cs.rs_add(&key, std::net::SocketAddr::new(ip(rs), rport), 1, None)
@@ -139,7 +141,7 @@ impl Sink {
 }
 
 impl Output<BenchFrame> for Sink {
-    #[inline]
+    #[inline(always)]
     fn tx(&mut self, _port: u16, f: BenchFrame) {
         self.tx += 1;
         self.pool.push(f);
@@ -324,6 +326,8 @@ pub struct Setup {
     /// Local addresses per service (64,512 ports each on one worker).
     pub laddrs: u32,
     pub timeouts: Timeouts,
+    /// Forwarding mode of the TCP service.
+    pub tcp_forward: Forward,
 }
 
 impl Setup {
@@ -333,13 +337,14 @@ impl Setup {
             conns: flows.max(WorkerLimits::default().conns),
             laddrs: (flows / 60_000 + 1) as u32,
             timeouts: Timeouts::default(),
+            tcp_forward: Forward::Fnat,
         }
     }
 }
 
 impl Bench {
     pub fn new(s: Setup) -> Bench {
-        let mut cs = control_state(s.laddrs, s.timeouts);
+        let mut cs = control_state(s.laddrs, s.timeouts, s.tcp_forward);
         let snap = cs.snapshot();
         let neigh = cs.neigh_table();
         let stats = Arc::new(Stats::new(1, 64));
@@ -506,9 +511,11 @@ impl Bench {
     }
 }
 
-/// Restores a frame from its template: length and bytes (the engine rewrites in place).
+/// Restores a frame from its template: headroom, length and bytes (the engine rewrites in
+/// place, and a tunnel prepends its header).
 #[inline]
 pub fn restore(f: &mut VecFrame, bytes: &[u8]) {
+    f.reset();
     f.set_len(bytes.len());
     f.data_mut().copy_from_slice(bytes);
 }

@@ -79,7 +79,8 @@ impl TxPorts {
 }
 
 impl Output<Mbuf> for TxPorts {
-    #[inline]
+    // Every forwarded packet calls it: always inlined (the flush is out of line).
+    #[inline(always)]
     fn tx(&mut self, port: u16, f: Mbuf) {
         let p = usize::from(port);
         match self.queues.get_mut(p) {

@@ -15,7 +15,7 @@ use hashbrown::HashMap;
 
 use crate::drop::DropReason;
 use crate::engine::conn::{Bucket, Conn, ConnId, ConnTable, Dir, InsertError, Tuple};
-use crate::engine::hop::{HopCache, NextHop};
+use crate::engine::hop::{HopCache, NextHop, Path};
 use crate::engine::laddr::{PortPool, port_owner};
 use crate::engine::neigh::{NeighTable, PendingQueue};
 use crate::engine::snapshot::{LocalAddr, Service, Snapshot};
@@ -880,14 +880,14 @@ impl<F: Frame> Worker<F> {
     #[inline(never)]
     fn send_resolving(&mut self, ctx: &Ctx<'_>, dst: Ipv4Addr, f: F, out: &mut impl Output<F>) {
         match self.resolve(ctx, dst) {
-            Ok(hop) => transmit(hop, f, out),
+            Ok((hop, _)) => transmit(hop, f, out),
             Err(why) => self.park(ctx, f, why, out),
         }
     }
 
     /// The next hop of `dst` from the route and neighbour tables, cached when complete; else
     /// what stopped it: no route, or the gateway (port, address) whose MAC is unknown.
-    fn resolve(&mut self, ctx: &Ctx<'_>, dst: Ipv4Addr) -> Result<NextHop, Unresolved> {
+    fn resolve(&mut self, ctx: &Ctx<'_>, dst: Ipv4Addr) -> Result<(NextHop, Path), Unresolved> {
         let eg = egress(ctx.snap, dst).ok_or(Unresolved::NoRoute)?;
         let Some(e) = ctx.neigh.get(eg.gw) else {
             return Err(Unresolved::Neigh(eg.port, eg.gw));
@@ -896,17 +896,20 @@ impl<F: Frame> Worker<F> {
             port: eg.port,
             dst_mac: MacAddr(e.mac),
             src_mac: eg.mac,
+        };
+        let path = Path {
             on_link: eg.gw == dst,
             mtu: eg.mtu,
             src_ip: eg.src,
         };
-        self.hops.put(dst, hop);
-        Ok(hop)
+        self.hops.put(dst, hop, path);
+        Ok((hop, path))
     }
 
     /// Sends a packet of a DR or TUN connection (`conn_flags`) to real server `rs`, the IPv4
-    /// packet at `l3_off` as the client sent it.
-    #[inline]
+    /// packet at `l3_off` as the client sent it. Kept out of line, so that it does not weigh
+    /// on the NAT modes' fast path it is called from.
+    #[inline(never)]
     fn send_direct(
         &mut self,
         ctx: &Ctx<'_>,
@@ -919,8 +922,8 @@ impl<F: Frame> Worker<F> {
         if conn_flags & Conn::TUN != 0 {
             return self.send_tunnelled(ctx, rs, l3_off, f, out);
         }
-        match self.hops.get(rs) {
-            Some(hop) if hop.on_link => transmit(hop, f, out),
+        match self.hops.get_path(rs) {
+            Some((hop, path)) if path.on_link => transmit(hop, f, out),
             Some(_) => self.drop_pkt(f, DropReason::RsNotOnLink),
             None => self.send_routed_resolving(ctx, rs, f, out),
         }
@@ -936,7 +939,7 @@ impl<F: Frame> Worker<F> {
         out: &mut impl Output<F>,
     ) {
         match self.resolve(ctx, rs) {
-            Ok(hop) if hop.on_link => transmit(hop, f, out),
+            Ok((hop, path)) if path.on_link => transmit(hop, f, out),
             Err(why @ Unresolved::Neigh(_, gw)) if gw == rs => self.park(ctx, f, why, out),
             Err(Unresolved::NoRoute) => self.drop_pkt(f, DropReason::NoRoute),
             Ok(_) | Err(Unresolved::Neigh(..)) => self.drop_pkt(f, DropReason::RsNotOnLink),
@@ -954,8 +957,8 @@ impl<F: Frame> Worker<F> {
         mut f: F,
         out: &mut impl Output<F>,
     ) {
-        let (src, mtu) = match self.hops.get(rs) {
-            Some(hop) => (hop.src_ip, hop.mtu),
+        let (src, mtu) = match self.hops.get_path(rs) {
+            Some((_, path)) => (path.src_ip, path.mtu),
             None => match egress(ctx.snap, rs) {
                 Some(eg) => (eg.src, eg.mtu),
                 None => return self.drop_pkt(f, DropReason::NoRoute),
@@ -1062,7 +1065,7 @@ struct Egress {
     gw: Ipv4Addr,
     mac: MacAddr,
     mtu: u16,
-    /// Our address on the way (see [`NextHop::src_ip`]).
+    /// Our address on the way (see [`Path::src_ip`]).
     src: Ipv4Addr,
 }
 

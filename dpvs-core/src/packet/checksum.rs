@@ -70,10 +70,25 @@ pub fn ipv4_header_valid(hdr: &[u8]) -> bool {
     fold(sum(hdr, 0)) == 0xffff
 }
 
-/// [`ipv4_header_valid`] for a header without options, in straight-line code: the one's
-/// complement sum does not depend on byte order, so five native 32-bit words are added.
+/// [`ipv4_header_valid`] for a header without options, in straight-line code.
 #[inline]
 pub fn ipv4_header_valid20(hdr: &[u8; 20]) -> bool {
+    sum20_ne(hdr) == 0xffff
+}
+
+/// Computes and stores the checksum of an IPv4 header without options, whose checksum field
+/// is zero, in straight-line code.
+#[inline]
+pub fn fill_ipv4_header_checksum20(hdr: &mut [u8; 20]) {
+    let c = !sum20_ne(hdr);
+    hdr[IPV4_CSUM_OFF..IPV4_CSUM_OFF + 2].copy_from_slice(&c.to_ne_bytes());
+}
+
+/// The folded one's complement sum of 20 bytes, in native byte order: the sum does not
+/// depend on byte order, so five native 32-bit words are added, and the result's bytes are
+/// in the order of the data's.
+#[inline]
+fn sum20_ne(hdr: &[u8; 20]) -> u16 {
     let w = |i: usize| {
         u64::from(u32::from_ne_bytes([
             hdr[i],
@@ -85,7 +100,7 @@ pub fn ipv4_header_valid20(hdr: &[u8; 20]) -> bool {
     let acc = w(0) + w(4) + w(8) + w(12) + w(16);
     let s = (acc & 0xffff_ffff) + (acc >> 32);
     let s = (s & 0xffff_ffff) + (s >> 32);
-    fold(s as u32) == 0xffff
+    fold(s as u32)
 }
 
 /// Computes and stores the checksum of the IPv4 header at the start of `hdr` (`hdr` is exactly

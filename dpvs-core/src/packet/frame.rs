@@ -47,6 +47,13 @@ impl VecFrame {
         }
     }
 
+    /// Empties the frame and restores its full headroom, as an mbuf gets when it goes back
+    /// to its pool.
+    pub fn reset(&mut self) {
+        self.start = Self::HEADROOM;
+        self.end = Self::HEADROOM;
+    }
+
     /// A frame holding a copy of `bytes` (truncated to the data room).
     pub fn from_bytes(bytes: &[u8]) -> Self {
         let mut f = Self::new();

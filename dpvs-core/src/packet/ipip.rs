@@ -4,7 +4,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::checksum::{fill_ipv4_header_checksum, plain_checksum};
+use super::checksum::{fill_ipv4_header_checksum20, plain_checksum};
 use super::frame::Frame;
 use super::icmp::ICMP_DEST_UNREACH;
 use super::ipv4::{
@@ -74,17 +74,38 @@ pub fn encapsulate<F: Frame>(
             df: frag & IP_DF != 0,
         });
     }
+    // `total + OVERHEAD` fits in the MTU, so in a u16.
+    let [t0, t1] = ((total + OVERHEAD) as u16).to_be_bytes();
+    let [f0, f1] = (frag & IP_DF).to_be_bytes();
+    let [s0, s1, s2, s3] = src.octets();
+    let [d0, d1, d2, d3] = dst.octets();
+    let mut outer = [
+        0x45,
+        tos,
+        t0,
+        t1,
+        id[0],
+        id[1],
+        f0,
+        f1,
+        DEFAULT_TTL,
+        IPPROTO_IPIP,
+        0,
+        0,
+        s0,
+        s1,
+        s2,
+        s3,
+        d0,
+        d1,
+        d2,
+        d3,
+    ];
+    fill_ipv4_header_checksum20(&mut outer);
     // An mbuf's headroom is far larger than one header; the check is for odd frames.
     let data = f.prepend(OVERHEAD).ok_or(EncapError::NoHeadroom)?;
     data.copy_within(OVERHEAD..OVERHEAD + l3_off, 0);
-    let outer = &mut data[l3_off..l3_off + IPV4_HLEN];
-    // `total + OVERHEAD` fits in the MTU, so in a u16.
-    write_header(outer, src, dst, IPPROTO_IPIP, DEFAULT_TTL, total).ok_or(EncapError::Truncated)?;
-    outer[1] = tos;
-    outer[4..6].copy_from_slice(&id);
-    outer[IPV4_FRAG_OFF..IPV4_FRAG_OFF + 2].copy_from_slice(&(frag & IP_DF).to_be_bytes());
-    outer[10..12].fill(0);
-    fill_ipv4_header_checksum(outer);
+    data[l3_off..l3_off + IPV4_HLEN].copy_from_slice(&outer);
     if padding > 0 {
         f.trim(padding);
     }
