@@ -957,10 +957,10 @@ impl<F: Frame> Worker<F> {
         mut f: F,
         out: &mut impl Output<F>,
     ) {
-        let (src, mtu) = match self.hops.get_path(rs) {
-            Some((_, path)) => (path.src_ip, path.mtu),
+        let (hop, src, mtu) = match self.hops.get_path(rs) {
+            Some((hop, path)) => (Some(hop), path.src_ip, path.mtu),
             None => match egress(ctx.snap, rs) {
-                Some(eg) => (eg.src, eg.mtu),
+                Some(eg) => (None, eg.src, eg.mtu),
                 None => return self.drop_pkt(f, DropReason::NoRoute),
             },
         };
@@ -969,7 +969,10 @@ impl<F: Frame> Worker<F> {
             return self.drop_pkt(f, DropReason::NoRoute);
         }
         match ipip::encapsulate(&mut f, l3_off, src, rs, mtu) {
-            Ok(()) => self.send_ip(ctx, rs, f, out),
+            Ok(()) => match hop {
+                Some(hop) => transmit(hop, f, out),
+                None => self.send_resolving(ctx, rs, f, out),
+            },
             Err(EncapError::TooBig { df: true }) => {
                 self.send_frag_needed(ctx, f.data().get(l3_off..).unwrap_or(&[]), mtu, out);
                 self.drop_pkt(f, DropReason::TooBig)

@@ -5,6 +5,7 @@
 use std::net::Ipv4Addr;
 
 use super::checksum::{fill_ipv4_header_checksum20, plain_checksum};
+use super::ether::ETH_HLEN;
 use super::frame::Frame;
 use super::icmp::ICMP_DEST_UNREACH;
 use super::ipv4::{
@@ -104,12 +105,29 @@ pub fn encapsulate<F: Frame>(
     fill_ipv4_header_checksum20(&mut outer);
     // An mbuf's headroom is far larger than one header; the check is for odd frames.
     let data = f.prepend(OVERHEAD).ok_or(EncapError::NoHeadroom)?;
-    data.copy_within(OVERHEAD..OVERHEAD + l3_off, 0);
+    move_link_header(data, l3_off);
     data[l3_off..l3_off + IPV4_HLEN].copy_from_slice(&outer);
     if padding > 0 {
         f.trim(padding);
     }
     Ok(())
+}
+
+/// Moves the `l3_off`-byte link-layer header, which starts [`OVERHEAD`] bytes into `data`,
+/// to the front. The untagged Ethernet header (nearly every packet) is a fixed-size copy that
+/// compiles to a few moves; anything else takes a `memmove`.
+#[inline(always)]
+fn move_link_header(data: &mut [u8], l3_off: usize) {
+    if l3_off == ETH_HLEN
+        && let Some((dst, rest)) = data.split_first_chunk_mut::<ETH_HLEN>()
+        && let Some(src) = rest
+            .get(OVERHEAD - ETH_HLEN..)
+            .and_then(|r| r.first_chunk::<ETH_HLEN>())
+    {
+        *dst = *src;
+    } else {
+        data.copy_within(OVERHEAD..OVERHEAD + l3_off, 0);
+    }
 }
 
 /// Length of the ICMP "fragmentation needed" [`write_frag_needed`] builds for a packet whose
