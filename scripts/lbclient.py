@@ -108,16 +108,15 @@ def parse_url(url):
     return u.hostname, u.port or 80, path
 
 
-def http_once(host, port, path, timeout, tally, verbose, i, body=0):
+def http_once(host, port, path, timeout, tally, verbose, i, upload=0):
     # http.client directly: no proxy environment variables get in the way.
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        if body:
-            conn.request("POST", path, body=b"u" * body, headers={"Connection": "close"})
+        if upload:
+            conn.request("POST", path, body=b"u" * upload, headers={"Connection": "close"})
         else:
             conn.request("GET", path, headers={"Connection": "close"})
         resp = conn.getresponse()
-        sent = body
         body = resp.read().decode("utf-8", "replace")
         if resp.status != 200:
             tally.bad("http_%d" % resp.status, body.strip()[:80])
@@ -126,7 +125,7 @@ def http_once(host, port, path, timeout, tally, verbose, i, body=0):
         if not m:
             tally.bad("bad_body", body.strip()[:80])
             return
-        if m.group(4) is not None and int(m.group(4)) != sent:
+        if m.group(4) is not None and int(m.group(4)) != upload:
             tally.bad("short_upload", body.strip()[:80])
             return
         tally.good(m.group(1), m.group(2))

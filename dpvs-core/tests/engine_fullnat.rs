@@ -734,12 +734,7 @@ fn client_to(vport: u16, flags: u8, seq: u32, payload: &[u8]) -> Vec<u8> {
         payload,
     );
     b[20] |= 0x40;
-    let c = checksum::ipv4_header_checksum(&{
-        let mut h = b[14..34].to_vec();
-        h[10..12].fill(0);
-        h
-    });
-    b[24..26].copy_from_slice(&c.to_be_bytes());
+    checksum::fill_ipv4_header_checksum(&mut b[14..34]);
     b
 }
 

@@ -424,10 +424,7 @@ def service_counters(lab, key):
     """The traffic counters of service `key` (e.g. "tcp:10.0.0.100:8080") from `service list
     --stats`."""
     for svc in lab.ctl_json(["service", "list", "--stats"]):
-        k = svc.get("key")
-        name = k if isinstance(k, str) else "%s:%s:%s" % (k.get("proto"), k.get("vip"),
-                                                          k.get("port"))
-        if name == key:
+        if svc.get("key") == key:
             return svc.get("stats") or {}
     raise Fail("service %s is not listed" % key)
 

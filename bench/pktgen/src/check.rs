@@ -14,7 +14,7 @@ use crate::flows::FlowSpace;
 use crate::probe::{PROBE_LEN, Probe};
 
 /// The forwarding the device under test is expected to perform.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Expect {
     /// FullNAT: client→VIP becomes laddr:lport→RS; RS→laddr becomes VIP→client.

@@ -40,8 +40,8 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = TrafficArg::EstTcp)]
     pub traffic: TrafficArg,
     /// The forwarding the device is expected to do (what the checker accepts).
-    #[arg(long, value_enum, default_value_t = ExpectArg::Fnat)]
-    pub expect: ExpectArg,
+    #[arg(long, value_enum, default_value_t = Expect::Fnat)]
+    pub expect: Expect,
     /// Concurrent flows (client endpoints), e.g. 1000, 100K, 10M.
     #[arg(long, default_value = "1K", value_parser = parse_count)]
     pub flows: u64,
@@ -120,16 +120,6 @@ pub enum TrafficArg {
     EstTcp,
     EstUdp,
     NewConn,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum ExpectArg {
-    Fnat,
-    Nat,
-    Dr,
-    Tun,
-    Io,
-    Macswap,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -228,14 +218,7 @@ impl Args {
         }
         let traffic = self.traffic();
         let net = Net {
-            expect: match self.expect {
-                ExpectArg::Fnat => Expect::Fnat,
-                ExpectArg::Nat => Expect::Nat,
-                ExpectArg::Dr => Expect::Dr,
-                ExpectArg::Tun => Expect::Tun,
-                ExpectArg::Io => Expect::Io,
-                ExpectArg::Macswap => Expect::Macswap,
-            },
+            expect: self.expect,
             our_mac,
             dut_mac: self.dut_mac,
             vip: self.vip,

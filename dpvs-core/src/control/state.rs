@@ -240,16 +240,12 @@ impl ControlState {
         check_rs(addr, weight)?;
         let i = self.service_pos(key)?;
         let s = &self.services[i];
-        let old =
+        let j =
             s.rs.iter()
-                .find(|r| r.addr == addr)
+                .position(|r| r.addr == addr)
                 .ok_or_else(|| format!("no real server {addr} in {key}"))?;
-        self.check_mode(key, addr, forward.or(old.forward).unwrap_or(s.forward))?;
-        let rs = self.services[i]
-            .rs
-            .iter_mut()
-            .find(|r| r.addr == addr)
-            .ok_or_else(|| format!("no real server {addr} in {key}"))?;
+        self.check_mode(key, addr, forward.or(s.rs[j].forward).unwrap_or(s.forward))?;
+        let rs = &mut self.services[i].rs[j];
         rs.weight = weight;
         if forward.is_some() {
             rs.forward = forward;

@@ -443,9 +443,10 @@ impl<F: Frame> Worker<F> {
 
     /// The fast path: a TCP segment without SYN, FIN or RST of an ESTABLISHED connection, or a
     /// datagram of a UDP connection, in the common frame layout ([`parse::common`]) whose
-    /// connection bucket is `b`, in any forwarding mode. That is nearly every packet of a busy balancer, and it needs
-    /// the connection and nothing else: no state change, no gauge moves, no service. Any
-    /// other packet is handed back (`Some`) for the general path, which decides on it afresh.
+    /// connection bucket is `b`, in any forwarding mode. That is nearly every packet of a busy
+    /// balancer, and it needs the connection and nothing else: no state change, no gauge
+    /// moves, no service. Any other packet is handed back (`Some`) for the general path,
+    /// which decides on it afresh.
     #[inline]
     fn forward_established(
         &mut self,
