@@ -417,11 +417,14 @@ impl ConnTable {
 }
 
 /// A seeded multiply-xorshift hash of the tuple packed in two words: a few instructions, with
-/// well mixed high bits (the bucket index).
+/// well mixed high bits (the bucket index). The words are taken in network byte order, as a
+/// packet carries them, so that hashing a tuple just parsed swaps no byte.
 #[inline]
 fn hash_tuple(seed: u64, t: &Tuple) -> u64 {
-    let a = (u64::from(t.src.to_bits()) << 32) | u64::from(t.dst.to_bits());
-    let b = (u64::from(t.sport) << 32) | (u64::from(t.dport) << 16) | u64::from(t.proto);
+    let a = (u64::from(t.src.to_bits().to_be()) << 32) | u64::from(t.dst.to_bits().to_be());
+    let b = (u64::from(t.sport.to_be()) << 32)
+        | (u64::from(t.dport.to_be()) << 16)
+        | u64::from(t.proto);
     let x = (a ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let y = (b ^ x.rotate_left(31)).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     y ^ (y >> 29)

@@ -13,7 +13,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::packet::ether::MacAddr;
+use crate::packet::ether::{ETH_ALEN, MacAddr, set_macs};
 
 /// Entries in a worker's cache (a power of two).
 pub const HOP_CACHE_SIZE: usize = 4096;
@@ -21,9 +21,27 @@ pub const HOP_CACHE_SIZE: usize = 4096;
 /// Where a packet for one destination leaves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NextHop {
+    /// The Ethernet addresses a frame to this hop starts with, as on the wire: the hop's MAC,
+    /// then the port's. Addressing a frame is then one 12-byte copy.
+    pub macs: [u8; 2 * ETH_ALEN],
     pub port: u16,
-    pub dst_mac: MacAddr,
-    pub src_mac: MacAddr,
+}
+
+impl NextHop {
+    pub fn new(port: u16, dst_mac: MacAddr, src_mac: MacAddr) -> NextHop {
+        let mut macs = [0; 2 * ETH_ALEN];
+        set_macs(&mut macs, dst_mac, src_mac);
+        NextHop { macs, port }
+    }
+
+    /// Writes the hop's addresses over the Ethernet header at the start of `data` (a frame of
+    /// at least that header).
+    #[inline(always)]
+    pub fn address(&self, data: &mut [u8]) {
+        if let Some(h) = data.first_chunk_mut::<{ 2 * ETH_ALEN }>() {
+            *h = self.macs;
+        }
+    }
 }
 
 /// What direct routing and tunnels need to know of the way to a destination, besides its
@@ -53,9 +71,8 @@ const EMPTY: Entry = Entry {
     dst: 0,
     valid: false,
     hop: NextHop {
+        macs: [0; 2 * ETH_ALEN],
         port: 0,
-        dst_mac: MacAddr::ZERO,
-        src_mac: MacAddr::ZERO,
     },
     path: Path {
         on_link: false,
@@ -131,11 +148,11 @@ mod tests {
     use super::*;
 
     fn hop(port: u16) -> NextHop {
-        NextHop {
+        NextHop::new(
             port,
-            dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
-            src_mac: MacAddr([2, 0, 0, 0, 0, 2]),
-        }
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            MacAddr([2, 0, 0, 0, 0, 2]),
+        )
     }
 
     fn path(mtu: u16) -> Path {

@@ -1,6 +1,7 @@
 //! Counters. Each worker writes only its own cache-padded cells (a relaxed load and store, no
 //! locked instruction); readers on the control thread sum the cells of all workers.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 use crossbeam_utils::CachePadded;
@@ -86,8 +87,9 @@ pub struct SlotTotals {
 pub struct Stats {
     workers: Box<[CachePadded<WorkerCounters>]>,
     slots: usize,
-    /// `[worker * slots + slot]`: each worker's cells are contiguous.
-    cells: Box<[CachePadded<SlotCounters>]>,
+    /// `[worker][slot]`: each worker's cells are contiguous, and a worker holds its own (see
+    /// [`Stats::worker_slots`]), so that a per-packet count is one bounds check and an add.
+    cells: Box<[Arc<[CachePadded<SlotCounters>]>]>,
 }
 
 impl Stats {
@@ -97,8 +99,12 @@ impl Stats {
                 .map(|_| CachePadded::new(WorkerCounters::default()))
                 .collect(),
             slots,
-            cells: (0..workers * slots)
-                .map(|_| CachePadded::new(SlotCounters::default()))
+            cells: (0..workers)
+                .map(|_| {
+                    (0..slots)
+                        .map(|_| CachePadded::new(SlotCounters::default()))
+                        .collect()
+                })
                 .collect(),
         }
     }
@@ -118,10 +124,12 @@ impl Stats {
     /// The cell of `slot` that worker `w` writes; `None` for a slot out of range.
     #[inline]
     pub fn slot(&self, w: usize, slot: u32) -> Option<&SlotCounters> {
-        if slot as usize >= self.slots {
-            return None;
-        }
-        self.cells.get(w * self.slots + slot as usize).map(|c| &**c)
+        self.cells.get(w)?.get(slot as usize).map(|c| &**c)
+    }
+
+    /// The cells worker `w` writes, by slot (none for a worker out of range).
+    pub fn worker_slots(&self, w: usize) -> Arc<[CachePadded<SlotCounters>]> {
+        self.cells.get(w).cloned().unwrap_or_else(|| Arc::new([]))
     }
 
     /// Sum of a slot over all workers.

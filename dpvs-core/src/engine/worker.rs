@@ -10,6 +10,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
+use crossbeam_utils::CachePadded;
 use dpvs_api::Forward;
 use hashbrown::HashMap;
 
@@ -19,7 +20,7 @@ use crate::engine::hop::{HopCache, NextHop, Path};
 use crate::engine::laddr::{PortPool, port_owner};
 use crate::engine::neigh::{NeighTable, PendingQueue};
 use crate::engine::snapshot::{LocalAddr, Service, Snapshot};
-use crate::engine::stats::{Stats, WorkerCounters};
+use crate::engine::stats::{SlotCounters, Stats, WorkerCounters};
 use crate::engine::tcp_state::{self, TcpState};
 use crate::packet::ether::{ETH_HLEN, ETH_ZLEN, ETHERTYPE_IPV4, MacAddr, set_macs};
 use crate::packet::ipip::{self, EncapError};
@@ -122,6 +123,8 @@ pub struct Worker<F> {
     /// Next hops due for an ARP retry, collected while polling the pending queue.
     arp_due: Vec<(u16, Ipv4Addr)>,
     stats: Arc<Stats>,
+    /// This worker's service and real-server counters (its part of `stats`), by slot.
+    slot_cells: Arc<[CachePadded<SlotCounters>]>,
     events: Sender<Event>,
     commands: Receiver<Command>,
     seen_generation: u64,
@@ -220,6 +223,7 @@ impl<F: Frame> Worker<F> {
             hops: HopCache::default(),
             classes: Vec::with_capacity(BURST),
             arp_due: Vec::with_capacity(limits.pending_hops),
+            slot_cells: stats.worker_slots(usize::from(id)),
             stats,
             events,
             commands,
@@ -235,6 +239,8 @@ impl<F: Frame> Worker<F> {
         self.stats.worker(usize::from(self.id))
     }
 
+    #[cold]
+    #[inline(never)]
     fn drop_pkt(&self, f: F, r: DropReason) {
         self.counters().drop(r);
         drop(f);
@@ -368,7 +374,7 @@ impl<F: Frame> Worker<F> {
     pub fn process(&mut self, ctx: &Ctx<'_>, in_port: u16, f: F, out: &mut impl Output<F>) {
         self.sync_hops(ctx);
         let common = self.classify(&f);
-        self.process_classified(ctx, in_port, f, common, out);
+        self.process_classified(ctx, in_port, f, common.as_ref(), out);
     }
 
     /// Processes the packets of `frames`, all received on `in_port` and owned by this worker
@@ -394,8 +400,8 @@ impl<F: Frame> Worker<F> {
             for (_, b) in classes.iter().flatten() {
                 self.conns.prefetch_entry(*b);
             }
-            for (f, c) in frames.drain(..n).zip(classes.iter().copied()) {
-                self.process_classified(ctx, in_port, f, c, out);
+            for (f, c) in frames.drain(..n).zip(classes.iter()) {
+                self.process_classified(ctx, in_port, f, c.as_ref(), out);
             }
         }
         self.classes = classes;
@@ -411,7 +417,7 @@ impl<F: Frame> Worker<F> {
 
     /// The common-layout header of `f` and its connection bucket (whose head it starts to
     /// load), or `None` for a packet the general path must look at.
-    #[inline]
+    #[inline(always)]
     fn classify(&self, f: &F) -> Option<(parse::Common, Bucket)> {
         let h = parse::common(f.data())?;
         let b = self.conns.bucket(&common_tuple(&h));
@@ -419,22 +425,30 @@ impl<F: Frame> Worker<F> {
         Some((h, b))
     }
 
-    #[inline]
+    /// The fast path when it applies, else the general path. Inlined into the burst loop, so
+    /// that a fast-path packet costs no call; the general path is a call of its own.
+    #[inline(always)]
     fn process_classified(
         &mut self,
         ctx: &Ctx<'_>,
         in_port: u16,
         f: F,
-        common: Option<(parse::Common, Bucket)>,
+        common: Option<&(parse::Common, Bucket)>,
         out: &mut impl Output<F>,
     ) {
         let f = match common {
-            Some((h, b)) => match self.forward_established(ctx, &h, b, f, out) {
+            Some((h, b)) => match self.forward_established(ctx, h, *b, f, out) {
                 Some(f) => f,
                 None => return,
             },
             None => f,
         };
+        self.process_general(ctx, in_port, f, out);
+    }
+
+    /// The general path: the whole parse, then whatever the packet needs.
+    #[inline(never)]
+    fn process_general(&mut self, ctx: &Ctx<'_>, in_port: u16, f: F, out: &mut impl Output<F>) {
         match parse::parse(f.data()) {
             Ok(pkt) => self.process_parsed(ctx, in_port, &pkt, f, out),
             Err(r) => self.drop_pkt(f, r),
@@ -447,7 +461,7 @@ impl<F: Frame> Worker<F> {
     /// balancer, and it needs the connection and nothing else: no state change, no gauge
     /// moves, no service. Any other packet is handed back (`Some`) for the general path,
     /// which decides on it afresh.
-    #[inline]
+    #[inline(always)]
     fn forward_established(
         &mut self,
         ctx: &Ctx<'_>,
@@ -480,9 +494,20 @@ impl<F: Frame> Worker<F> {
             self.send_direct(ctx, conn_flags, rs, ETH_HLEN, f, out);
             return None;
         }
-        match nat::rewrite_common(f.data_mut(), src, dst) {
-            Ok(()) => self.send_ip(ctx, Ipv4Addr::from_bits(dst.0), f, out),
-            Err(r) => self.drop_pkt(f, r),
+        // One borrow of the frame's head serves the rewrite and the next hop's MACs.
+        let to = Ipv4Addr::from_bits(dst.0);
+        let hop = self.hops.get(to);
+        let Some(head) = f.data_mut().first_chunk_mut::<{ nat::COMMON_HEAD }>() else {
+            self.drop_pkt(f, DropReason::Truncated);
+            return None;
+        };
+        nat::rewrite_common(head, h.proto, src, dst);
+        match hop {
+            Some(hop) => {
+                hop.address(head);
+                out.tx(hop.port, f);
+            }
+            None => self.send_resolving(ctx, to, f, out),
         }
         None
     }
@@ -490,9 +515,9 @@ impl<F: Frame> Worker<F> {
     /// Adds a forwarded packet of `bytes` to the service's and the real server's counters.
     #[inline]
     fn count_forwarded(&self, (svc_slot, rs_slot): (u16, u32), dir: Dir, bytes: u16) {
-        let (w, bytes) = (usize::from(self.id), u64::from(bytes));
-        for s in [u32::from(svc_slot), rs_slot] {
-            if let Some(k) = self.stats.slot(w, s) {
+        let bytes = u64::from(bytes);
+        for s in [usize::from(svc_slot), rs_slot as usize] {
+            if let Some(k) = self.slot_cells.get(s) {
                 match dir {
                     Dir::Inbound => {
                         k.in_pkts.add(1);
@@ -893,11 +918,7 @@ impl<F: Frame> Worker<F> {
         let Some(e) = ctx.neigh.get(eg.gw) else {
             return Err(Unresolved::Neigh(eg.port, eg.gw));
         };
-        let hop = NextHop {
-            port: eg.port,
-            dst_mac: MacAddr(e.mac),
-            src_mac: eg.mac,
-        };
+        let hop = NextHop::new(eg.port, MacAddr(e.mac), eg.mac);
         let path = Path {
             on_link: eg.gw == dst,
             mtu: eg.mtu,
@@ -1058,7 +1079,7 @@ impl<F: Frame> Worker<F> {
 /// Addresses `f` to its next hop and queues it on the hop's port.
 #[inline(always)]
 fn transmit<F: Frame>(hop: NextHop, mut f: F, out: &mut impl Output<F>) {
-    set_macs(f.data_mut(), hop.dst_mac, hop.src_mac);
+    hop.address(f.data_mut());
     out.tx(hop.port, f)
 }
 

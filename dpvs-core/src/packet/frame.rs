@@ -71,12 +71,15 @@ impl Default for VecFrame {
 }
 
 impl Frame for VecFrame {
+    #[inline]
     fn data(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         &mut self.buf[self.start..self.end]
     }
+    #[inline]
     fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
         if n > self.start {
             return None;
@@ -84,6 +87,7 @@ impl Frame for VecFrame {
         self.start -= n;
         Some(&mut self.buf[self.start..self.end])
     }
+    #[inline]
     fn adj(&mut self, n: usize) -> bool {
         if n > self.end - self.start {
             return false;
@@ -91,6 +95,7 @@ impl Frame for VecFrame {
         self.start += n;
         true
     }
+    #[inline]
     fn trim(&mut self, n: usize) -> bool {
         if n > self.end - self.start {
             return false;
@@ -98,6 +103,7 @@ impl Frame for VecFrame {
         self.end -= n;
         true
     }
+    #[inline]
     fn set_len(&mut self, len: usize) -> bool {
         if self.start + len > self.buf.len() {
             return false;
@@ -118,15 +124,19 @@ impl<F: Frame + ?Sized> Frame for Box<F> {
     fn data_mut(&mut self) -> &mut [u8] {
         (**self).data_mut()
     }
+    #[inline]
     fn prepend(&mut self, n: usize) -> Option<&mut [u8]> {
         (**self).prepend(n)
     }
+    #[inline]
     fn adj(&mut self, n: usize) -> bool {
         (**self).adj(n)
     }
+    #[inline]
     fn trim(&mut self, n: usize) -> bool {
         (**self).trim(n)
     }
+    #[inline]
     fn set_len(&mut self, len: usize) -> bool {
         (**self).set_len(len)
     }
