@@ -539,6 +539,7 @@ impl ControlState {
             ports[i] = Some(PortConf {
                 mac: p.mac,
                 mtu: p.mtu,
+                addr: None,
             });
         }
         let mut local = HashMap::new();
@@ -556,6 +557,13 @@ impl ControlState {
                 if let Some(e) = local.get_mut(&l.to_bits()) {
                     e.is_laddr = true;
                 }
+            }
+        }
+        for (&ip, l) in local.iter().filter(|(_, l)| !l.is_laddr) {
+            let pc = ports.get_mut(usize::from(l.port)).and_then(Option::as_mut);
+            if let Some(pc) = pc {
+                let ip = Ipv4Addr::from_bits(ip);
+                pc.addr = Some(pc.addr.map_or(ip, |a| a.min(ip)));
             }
         }
         let mut services = Vec::new();

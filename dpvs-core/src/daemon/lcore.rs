@@ -12,8 +12,44 @@ use crate::packet::Frame;
 
 /// Packets per RX burst and per TX flush.
 pub const BURST: usize = 32;
-/// Connection-table entries a worker examines for expiry per loop iteration.
+/// The most connection-table entries a worker examines for expiry in one loop iteration.
 const SWEEP_BUDGET: usize = 64;
+/// The pace of the expiry sweep: the whole table about once per this many milliseconds (or
+/// slower, when that would take more than [`SWEEP_BUDGET`] entries an iteration).
+const SWEEP_PERIOD_MS: u64 = 1000;
+
+/// Paces the expiry sweep by time rather than by loop iterations. A busy worker runs about
+/// 100 iterations a millisecond; 64 entries each would walk a 1M-entry table six times a
+/// second, and that walk (cache lines streamed through for nothing, mostly) is paid by the
+/// packets of the same iteration. Connections expire at most one period late.
+struct SweepPacer {
+    last_tsc: u64,
+    /// Entries owed, times `period_cycles`: the remainder carries over, so that slow
+    /// iterations and fast ones add up to the same pace.
+    owed: u128,
+}
+
+impl SweepPacer {
+    fn new(now_tsc: u64) -> Self {
+        SweepPacer {
+            last_tsc: now_tsc,
+            owed: 0,
+        }
+    }
+
+    /// The entries to examine now, for a table of `capacity`, `cycles_per_ms` being the TSC
+    /// rate.
+    fn budget(&mut self, now_tsc: u64, capacity: usize, cycles_per_ms: u64) -> usize {
+        let period = u128::from(cycles_per_ms.max(1)) * u128::from(SWEEP_PERIOD_MS);
+        let elapsed = now_tsc.saturating_sub(self.last_tsc);
+        self.last_tsc = now_tsc;
+        self.owed += capacity as u128 * u128::from(elapsed);
+        let due = self.owed / period;
+        self.owed -= due * period;
+        // Beyond the budget the sweep falls behind the pace rather than stall the loop.
+        due.min(SWEEP_BUDGET as u128) as usize
+    }
+}
 
 /// The RX queue a worker polls on one port.
 pub struct RxPort {
@@ -126,6 +162,7 @@ impl Lcore {
             .map(|_| Vec::with_capacity(BURST))
             .collect();
         let start = rdtsc();
+        let mut sweep = SweepPacer::new(start);
         while !self.stop.load(Ordering::Relaxed) {
             let t0 = rdtsc();
             let now_ms = (t0 - start) / self.cycles_per_ms.max(1);
@@ -191,7 +228,8 @@ impl Lcore {
                 }
             }
             self.tx.flush();
-            self.worker.housekeeping(&ctx, SWEEP_BUDGET, &mut self.tx);
+            let budget = sweep.budget(rdtsc(), self.worker.conns().capacity(), self.cycles_per_ms);
+            self.worker.housekeeping(&ctx, budget, &mut self.tx);
             if pkts > 0 {
                 counters.busy_cycles.add(rdtsc() - t0);
                 counters.busy_pkts.add(pkts as u64);
@@ -199,5 +237,39 @@ impl Lcore {
         }
         self.tx.flush();
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sweep_covers_the_table_once_a_period_at_any_iteration_rate() {
+        let (capacity, cycles_per_ms) = (1_000_000, 2_000_000);
+        for step in [997u64, 20_000, 120_000] {
+            let mut p = SweepPacer::new(0);
+            let (mut t, mut swept) = (0, 0);
+            while t < SWEEP_PERIOD_MS * cycles_per_ms {
+                t += step;
+                swept += p.budget(t, capacity, cycles_per_ms);
+            }
+            // Whole table, give or take the last iteration's overshoot of the period.
+            let slack = (capacity as u64 * step).div_ceil(SWEEP_PERIOD_MS * cycles_per_ms);
+            assert!(
+                (swept as u64).abs_diff(capacity as u64) <= slack,
+                "{swept} at a step of {step}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_long_pause_is_capped_at_the_iteration_budget() {
+        let mut p = SweepPacer::new(0);
+        assert_eq!(p.budget(u64::MAX, 10_000_000, 2_000_000), SWEEP_BUDGET);
+        assert_eq!(p.budget(u64::MAX, 10_000_000, 2_000_000), 0);
+        let mut p = SweepPacer::new(1000);
+        let back = p.budget(0, 10_000_000, 2_000_000);
+        assert_eq!(back, 0, "a clock going back owes nothing");
     }
 }

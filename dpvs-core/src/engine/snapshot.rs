@@ -19,6 +19,9 @@ pub struct PortConf {
     pub mac: MacAddr,
     /// The largest IP packet the port sends: what an IP-in-IP packet must fit.
     pub mtu: u16,
+    /// Our lowest address on the port that is not a FullNAT local address: the source of what
+    /// we originate there when no route names one.
+    pub addr: Option<Ipv4Addr>,
 }
 
 /// What one of our own IPv4 addresses is for.
@@ -90,13 +93,9 @@ impl Snapshot {
     /// An address of ours on `port` to use as the source of ARP requests for `target`:
     /// one in the same subnet by the connected route, else any on that port.
     pub fn arp_source(&self, port: u16, target: Ipv4Addr) -> Option<Ipv4Addr> {
-        if let Some(src) = self.routes.lookup(target).and_then(|r| r.src) {
-            return Some(src);
-        }
-        self.local
-            .iter()
-            .filter(|(_, l)| l.port == port && !l.is_laddr)
-            .map(|(ip, _)| Ipv4Addr::from_bits(*ip))
-            .min()
+        self.routes
+            .lookup(target)
+            .and_then(|r| r.src)
+            .or_else(|| self.port(port)?.addr)
     }
 }

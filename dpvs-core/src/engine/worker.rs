@@ -1102,9 +1102,7 @@ fn egress(snap: &Snapshot, dst: Ipv4Addr) -> Option<Egress> {
         gw,
         mac: pc.mac,
         mtu: pc.mtu,
-        src: src
-            .or_else(|| snap.arp_source(port, dst))
-            .unwrap_or(Ipv4Addr::UNSPECIFIED),
+        src: src.or(pc.addr).unwrap_or(Ipv4Addr::UNSPECIFIED),
     })
 }
 
