@@ -298,12 +298,14 @@ impl ConnTable {
     /// bypass the balancer).
     pub fn insert(&mut self, conn: Conn) -> Result<ConnId, InsertError> {
         let dirs = conn.indexed();
-        let keys = [Dir::Inbound, Dir::Outbound].map(|d| {
-            let t = conn.tuple(d);
-            (self.bucket(&t), t)
+        // Only the indexed directions are hashed: a direct connection's outbound tuple is
+        // never looked up.
+        let keys: [Option<(Bucket, Tuple)>; 2] = std::array::from_fn(|i| {
+            let t = conn.tuple(*dirs.get(i)?);
+            Some((self.bucket(&t), t))
         });
         let taken = |(b, t): &(Bucket, Tuple)| self.lookup_in(*b, t).is_some();
-        if keys[..dirs.len()].iter().any(taken) {
+        if keys.iter().flatten().any(taken) {
             return Err(InsertError::Exists);
         }
         let pos = self.free;
@@ -312,7 +314,7 @@ impl ConnTable {
         };
         self.free = slot.next[0];
         slot.conn = conn;
-        for (&dir, (b, _)) in dirs.iter().zip(keys) {
+        for (&dir, (b, _)) in dirs.iter().zip(keys.into_iter().flatten()) {
             let head = &mut self.heads[b.0 as usize];
             self.slots[pos as usize].next[dir as usize] = *head;
             *head = Self::entry(pos, dir);

@@ -1,6 +1,9 @@
-//! The lab both integration test files build on: two DPDK ports (client side and real-server
-//! side), our addresses, static neighbours, a TCP and a UDP FullNAT service on one VIP.
+//! The lab the engine and control integration tests build on: two DPDK ports (client side
+//! and real-server side), our addresses, static neighbours, a TCP and a UDP FullNAT service on
+//! one VIP. The worker harness over it is `rig`.
 #![allow(dead_code)]
+
+pub mod rig;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
