@@ -398,6 +398,18 @@ class Lab:
         return ips
 
 
+def client_endpoints(lab, proto, source):
+    """The distinct client endpoints ("ip:port") from address `source` that rs1 and rs2 logged
+    requests of: each is one connection tuple."""
+    seen = set()
+    for rs in ("rs1", "rs2"):
+        for rec in lab.rs_log(rs):
+            if rec.get("proto") == proto and rec.get("event") == "request":
+                if rec["peer"].rsplit(":", 1)[0] == source:
+                    seen.add(rec["peer"])
+    return seen
+
+
 def check_counts(r, n, what):
     """A counting-mode summary: all n succeeded and both real servers answered."""
     check(r.get("failed") == 0 and r.get("ok") == n,
