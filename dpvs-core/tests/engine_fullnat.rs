@@ -234,6 +234,39 @@ fn tcp_close_sequence_moves_states_and_gauges() {
 // 2. Scheduling
 // ---------------------------------------------------------------------------------------------
 
+/// A client that reuses its port once the connection is over (CLOSE here, TIME_WAIT alike)
+/// opens a new connection, scheduled afresh (rr moves it to the other real server), counted,
+/// with the old entry and its local port gone: LVS's default connection reuse.
+#[test]
+fn a_new_syn_on_a_closed_tuple_is_a_new_connection() {
+    let mut rig = Rig::lab();
+    let (rs, lport) = handshake(&mut rig, 40200);
+    rig.send(0, &client_tcp(40200, FIN | ACK, 1001, 5001, b""));
+    rig.send(1, &rs_tcp(rs, lport, FIN | ACK, 5001, 1002, b""));
+    rig.send(0, &client_tcp(40200, ACK, 1002, 5002, b""));
+    let state = rig.worker.conns().iter().next().unwrap().state;
+    assert_eq!(state, TcpState::Close as u8);
+    let slot = svc_slot(&rig.state, &tcp_svc());
+    let conns_before = rig.stats.slot_totals(slot).conns;
+
+    let (rs2, lport2) = open(&mut rig, 40200);
+    assert_ne!(rs2, rs, "scheduled afresh: rr picks the other real server");
+    assert_eq!(rig.worker.conns().len(), 1, "the old entry went");
+    let c = rig.worker.conns().iter().next().unwrap();
+    assert_eq!((c.state, c.lport), (TcpState::SynRecv as u8, lport2));
+    assert_eq!(rig.stats.slot_totals(slot).conns, conns_before + 1);
+    assert_eq!(rig.counters().conns_active.get(), 1);
+    let t = rig.stats.slot_totals(slot);
+    assert_eq!((t.active, t.inactive), (0, 1), "gauges follow: {t:?}");
+
+    // The old connection's reply tuple went with it: a late segment of the old real server
+    // finds no connection and is answered with a RST.
+    let late = rig.send(1, &rs_tcp(rs, lport, ACK, 5002, 1002, b""));
+    let p = only_ip4(&late, "RST to the old real server");
+    assert_eq!((p.port, p.dst), (1, rs));
+    assert!(p.tcp.as_ref().is_some_and(|t| t.rst), "{:?}", p.tcp);
+}
+
 #[test]
 fn rr_alternates_and_weight_zero_drains() {
     let mut rig = Rig::lab();

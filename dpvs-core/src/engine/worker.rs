@@ -642,10 +642,18 @@ impl<F: Frame> Worker<F> {
             dport,
         };
         if let Some((id, dir)) = self.conns.lookup(&tuple) {
-            if self.conns.get(id).is_dead() {
+            let c = self.conns.get(id);
+            if c.is_dead() {
                 return self.reset_both(ctx, pkt, id, dir, f, out);
             }
-            return self.forward(ctx, ip, id, dir, flags, f, out);
+            if !reopens_closed(c, dir, flags) {
+                return self.forward(ctx, ip, id, dir, flags, f, out);
+            }
+            // LVS's connection reuse (its default `conn_reuse_mode`): a client's SYN on a
+            // tuple whose connection is over is a new connection, scheduled afresh, not the
+            // old one re-opened towards the real server it had.
+            let old = self.conns.remove(id);
+            forget_conn(&self.stats, usize::from(self.id), &mut self.pools, &old);
         }
         let Some(local) = ctx.snap.local(ip.dst) else {
             return self.drop_pkt(f, DropReason::NotOurs);
@@ -1173,6 +1181,16 @@ fn track_activity(stats: &Stats, w: usize, c: &Conn, old: TcpState, new: TcpStat
             }
         }
     }
+}
+
+/// Whether a segment with TCP `flags` travelling in `dir` is a client's new SYN on connection
+/// `c` that is over (TIME_WAIT or CLOSE), which LVS treats as a new connection.
+fn reopens_closed(c: &Conn, dir: Dir, flags: u8) -> bool {
+    let over = [TcpState::TimeWait as u8, TcpState::Close as u8].contains(&c.state);
+    c.proto == PROTO_TCP
+        && dir == Dir::Inbound
+        && flags & (tcp::SYN | tcp::ACK | tcp::FIN | tcp::RST) == tcp::SYN
+        && over
 }
 
 /// A counter slot no service or real server has (counts into nothing).
