@@ -201,6 +201,29 @@ down() {
     echo "topology $prefix down"
 }
 
+# wait_in_rs WHAT LOG CHECK: runs `CHECK NAMESPACE` until it succeeds for rs1 and for rs2,
+# for at most 10 s in all; else prints $state/logs/rsN.LOG and exits 1.
+wait_in_rs() {
+    local what=$1 log=$2 check=$3 deadline=$((SECONDS + 10)) i
+    for i in 1 2; do
+        until "$check" "$prefix-rs$i" 2>/dev/null; do
+            if [ $SECONDS -ge $deadline ]; then
+                echo "$what in $prefix-rs$i did not start:" >&2
+                cat "$state/logs/rs$i.$log" >&2 || true
+                exit 1
+            fi
+            sleep 0.1
+        done
+    done
+}
+
+rs_listens() { # ns: its HTTP server accepts connections
+    ip netns exec "$1" python3 -c '
+import socket
+socket.create_connection(("127.0.0.1", 8080), timeout=1).close()'
+}
+rs_decap_up() { ip -n "$1" link show ipip0 | grep -q ',UP'; } # ns: its decapsulator is up
+
 servers() {
     ns_exists "$ns_rs1" || { echo "topology $prefix is not up" >&2; exit 1; }
     mkdir -p "$state/pids" "$state/logs"
@@ -213,20 +236,7 @@ servers() {
         echo $! >"$state/pids/rs$i.pid"
     done
     # Wait (bounded) until both listen.
-    local deadline=$((SECONDS + 10))
-    for i in 1 2; do
-        until ip netns exec "$prefix-rs$i" "$py" -c '
-import socket, sys
-s = socket.create_connection(("127.0.0.1", 8080), timeout=1)
-s.close()' 2>/dev/null; do
-            if [ $SECONDS -ge $deadline ]; then
-                echo "servers in $prefix-rs$i did not start:" >&2
-                cat "$state/logs/rs$i.out" >&2 || true
-                exit 1
-            fi
-            sleep 0.1
-        done
-    done
+    wait_in_rs servers out rs_listens
     echo "servers rs1, rs2 up in $prefix (logs in $state/logs)"
 }
 
@@ -285,17 +295,7 @@ direct() {
         echo $! >"$state/pids/rs$i.ipip.pid"
     done
     # Wait (bounded) until both decapsulators have their device up.
-    local deadline=$((SECONDS + 10))
-    for i in 1 2; do
-        until nsx "$prefix-rs$i" ip link show ipip0 2>/dev/null | grep -q ',UP'; do
-            if [ $SECONDS -ge $deadline ]; then
-                echo "decapsulator in $prefix-rs$i did not start:" >&2
-                cat "$state/logs/rs$i.ipip.out" >&2 || true
-                exit 1
-            fi
-            sleep 0.1
-        done
-    done
+    wait_in_rs decapsulator ipip.out rs_decap_up
     echo "rs1, rs2 are direct-return real servers in $prefix"
 }
 

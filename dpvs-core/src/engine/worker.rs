@@ -497,7 +497,7 @@ impl<F: Frame> Worker<F> {
         // One borrow of the frame's head serves the rewrite and the next hop's MACs.
         let to = Ipv4Addr::from_bits(dst.0);
         let hop = self.hops.get(to);
-        let Some(head) = f.data_mut().first_chunk_mut::<{ nat::COMMON_HEAD }>() else {
+        let Some(head) = f.data_mut().first_chunk_mut::<{ parse::COMMON_HEAD }>() else {
             self.drop_pkt(f, DropReason::Truncated);
             return None;
         };
@@ -923,6 +923,16 @@ impl<F: Frame> Worker<F> {
     /// what stopped it: no route, or the gateway (port, address) whose MAC is unknown.
     fn resolve(&mut self, ctx: &Ctx<'_>, dst: Ipv4Addr) -> Result<(NextHop, Path), Unresolved> {
         let eg = egress(ctx.snap, dst).ok_or(Unresolved::NoRoute)?;
+        self.resolve_via(ctx, dst, &eg)
+    }
+
+    /// [`Self::resolve`] of `dst` once its egress `eg` is known.
+    fn resolve_via(
+        &mut self,
+        ctx: &Ctx<'_>,
+        dst: Ipv4Addr,
+        eg: &Egress,
+    ) -> Result<(NextHop, Path), Unresolved> {
         let Some(e) = ctx.neigh.get(eg.gw) else {
             return Err(Unresolved::Neigh(eg.port, eg.gw));
         };
@@ -984,31 +994,67 @@ impl<F: Frame> Worker<F> {
         ctx: &Ctx<'_>,
         rs: Ipv4Addr,
         l3_off: usize,
-        mut f: F,
+        f: F,
         out: &mut impl Output<F>,
     ) {
-        let (hop, src, mtu) = match self.hops.get_path(rs) {
-            Some((hop, path)) => (Some(hop), path.src_ip, path.mtu),
-            None => match egress(ctx.snap, rs) {
-                Some(eg) => (None, eg.src, eg.mtu),
-                None => return self.drop_pkt(f, DropReason::NoRoute),
-            },
+        let Some((hop, path)) = self.hops.get_path(rs) else {
+            return self.send_tunnelled_resolving(ctx, rs, l3_off, f, out);
         };
+        if let Some(f) = self.encapsulate(ctx, (path.src_ip, rs), path.mtu, l3_off, f, out) {
+            transmit(hop, f, out);
+        }
+    }
+
+    /// [`Self::send_tunnelled`] on a next-hop cache miss: the egress found for the outer
+    /// header serves the resolution too.
+    #[inline(never)]
+    fn send_tunnelled_resolving(
+        &mut self,
+        ctx: &Ctx<'_>,
+        rs: Ipv4Addr,
+        l3_off: usize,
+        f: F,
+        out: &mut impl Output<F>,
+    ) {
+        let Some(eg) = egress(ctx.snap, rs) else {
+            return self.drop_pkt(f, DropReason::NoRoute);
+        };
+        let Some(f) = self.encapsulate(ctx, (eg.src, rs), eg.mtu, l3_off, f, out) else {
+            return;
+        };
+        match self.resolve_via(ctx, rs, &eg) {
+            Ok((hop, _)) => transmit(hop, f, out),
+            Err(why) => self.park(ctx, f, why, out),
+        }
+    }
+
+    /// Puts the IPv4 packet at `l3_off` of `f` in an outer header `src` → `dst` for a link of
+    /// `mtu`; `None` when it could not (the packet dropped and counted, and its sender told
+    /// of the MTU when it forbids fragmentation).
+    #[inline(always)]
+    fn encapsulate(
+        &mut self,
+        ctx: &Ctx<'_>,
+        (src, dst): (Ipv4Addr, Ipv4Addr),
+        mtu: u16,
+        l3_off: usize,
+        mut f: F,
+        out: &mut impl Output<F>,
+    ) -> Option<F> {
         // No address of ours on the way: nothing to source the tunnel from.
         if src.is_unspecified() {
-            return self.drop_pkt(f, DropReason::NoRoute);
+            self.drop_pkt(f, DropReason::NoRoute);
+            return None;
         }
-        match ipip::encapsulate(&mut f, l3_off, src, rs, mtu) {
-            Ok(()) => match hop {
-                Some(hop) => transmit(hop, f, out),
-                None => self.send_resolving(ctx, rs, f, out),
-            },
+        match ipip::encapsulate(&mut f, l3_off, src, dst, mtu) {
+            Ok(()) => return Some(f),
             Err(EncapError::TooBig { df: true }) => {
                 self.send_frag_needed(ctx, f.data().get(l3_off..).unwrap_or(&[]), mtu, out);
                 self.drop_pkt(f, DropReason::TooBig)
             }
             Err(e) => self.drop_pkt(f, e.reason()),
         }
+        None
     }
 
     /// Tells the sender of the IPv4 packet `ip` that it must fit in `mtu` bytes with the

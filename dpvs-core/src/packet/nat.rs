@@ -18,7 +18,7 @@ use super::checksum::Delta;
 use super::ipv4::{
     IPPROTO_TCP, IPPROTO_UDP, IPV4_CSUM_OFF, IPV4_DST_OFF, IPV4_HLEN, IPV4_SRC_OFF, IPV4_TTL_OFF,
 };
-use super::parse::{COMMON_L4, Ipv4Info, L4, TCP_HLEN, UDP_HLEN};
+use super::parse::{COMMON_HEAD, COMMON_L4, Ipv4Info, L4, TCP_HLEN, UDP_HLEN};
 use crate::drop::DropReason;
 
 /// Offset of the TCP checksum in its header.
@@ -60,10 +60,6 @@ pub fn rewrite_ipv4(
         dec_ttl,
     )
 }
-
-/// The head of a frame [`common`](super::parse::common) accepted: Ethernet, IPv4 without
-/// options, and 20 bytes of TCP or UDP (the TCP header, or the UDP header and payload).
-pub const COMMON_HEAD: usize = COMMON_L4 + TCP_HLEN;
 
 /// [`rewrite_ipv4`] for the head of a frame [`common`](super::parse::common) accepted as
 /// protocol `proto` with a TTL above 1 (the caller checked it), TTL decremented: the fast path's

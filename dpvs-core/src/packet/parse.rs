@@ -223,6 +223,9 @@ pub struct Common {
 const COMMON_L3: usize = ETH_HLEN;
 /// Offset of the TCP or UDP header in a common frame.
 pub const COMMON_L4: usize = ETH_HLEN + IPV4_HLEN;
+/// The head of a common frame, all [`common`] reads and the fast path rewrites: Ethernet, IPv4
+/// without options, and 20 bytes of TCP or UDP (the TCP header, or the UDP header and payload).
+pub const COMMON_HEAD: usize = COMMON_L4 + TCP_HLEN;
 
 /// Recognises the common frame in straight-line code: untagged Ethernet, IPv4 without options,
 /// not a fragment, TCP or UDP with a header that fits. A frame it accepts parses (with
@@ -232,7 +235,7 @@ pub const COMMON_L4: usize = ETH_HLEN + IPV4_HLEN;
 pub fn common(data: &[u8]) -> Option<Common> {
     // Frames shorter than a TCP header would need (only minimal UDP ones, below Ethernet's
     // 60-byte minimum) take the general path.
-    let h = data.first_chunk::<{ COMMON_L4 + TCP_HLEN }>()?;
+    let h = data.first_chunk::<COMMON_HEAD>()?;
     let ip = h[COMMON_L3..].first_chunk::<IPV4_HLEN>()?;
     let (ethertype, ver_ihl, frag) = (be(h[12], h[13]), ip[0], be(ip[6], ip[7]));
     if ethertype != ETHERTYPE_IPV4 || ver_ihl != 0x45 || frag & (IP_MF | IP_OFFMASK) != 0 {
