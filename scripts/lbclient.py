@@ -5,11 +5,16 @@
     lbclient.py http-conc URL N          [--timeout S] [--body BYTES] [-v]
     lbclient.py udp       HOST:PORT N    [--timeout S] [-v]
     lbclient.py hold      URL SECONDS    [--gap-timeout S]
+    lbclient.py http-load URL SECONDS    [--threads N] [--timeout S] --log FILE
 
 http-seq   N GET requests one after the other, each on a new connection.
 http-conc  N GET requests at once, one thread and one connection each.
            --body BYTES: POST that many bytes instead (uploads: full-size segments), and
            count an answer good only if the server reports receiving all of them.
+http-load  GET requests, each on a new connection, from --threads threads for SECONDS;
+           every request is logged to FILE as a JSON line {"t0", "t1" (time.monotonic()
+           seconds, comparable across namespaces), "ok", "what" (the server, or the error
+           kind)}, so a test can tell which failures coincide with its own changes.
 udp        N request/response exchanges, each from its own source port (all sockets are kept
            open until the end, so the ports are distinct), one try each (no retries).
 hold       GET /hold?s=SECONDS (when URL has no path): the real server trickles one byte per
@@ -120,21 +125,23 @@ def http_once(host, port, path, timeout, tally, verbose, i, upload=0):
         body = resp.read().decode("utf-8", "replace")
         if resp.status != 200:
             tally.bad("http_%d" % resp.status, body.strip()[:80])
-            return
+            return False, "http_%d" % resp.status
         m = BODY_RE.match(body)
         if not m:
             tally.bad("bad_body", body.strip()[:80])
-            return
+            return False, "bad_body"
         if m.group(4) is not None and int(m.group(4)) != upload:
             tally.bad("short_upload", body.strip()[:80])
-            return
+            return False, "short_upload"
         tally.good(m.group(1), m.group(2))
         if verbose:
             print("%4d %s" % (i, body.strip()), file=sys.stderr, flush=True)
+        return True, m.group(1)
     except Exception as e:  # noqa: BLE001 - every failure is counted by kind
         tally.bad(error_kind(e), repr(e))
         if verbose:
             print("%4d error %s" % (i, error_kind(e)), file=sys.stderr, flush=True)
+        return False, error_kind(e)
     finally:
         conn.close()
 
@@ -168,6 +175,33 @@ def cmd_http_conc(a):
     hung = sum(1 for th in threads if th.is_alive())
     if hung:
         t.bad("hung", "%d threads did not finish" % hung)
+    return t
+
+
+def cmd_http_load(a):
+    host, port, path = parse_url(a.url)
+    t = Tally("http-load", a.url, 0)
+    records = [[] for _ in range(a.threads)]
+    end = time.monotonic() + a.seconds
+
+    def run(k):
+        i = 0
+        while time.monotonic() < end:
+            t0 = time.monotonic()
+            ok, what = http_once(host, port, path, a.timeout, t, False, i)
+            records[k].append({"t0": round(t0, 4), "t1": round(time.monotonic(), 4),
+                               "ok": ok, "what": what})
+            i += 1
+
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(a.threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(a.seconds + a.timeout + 10)
+    with open(a.log, "w") as f:
+        for rec in sorted((r for rs in records for r in rs), key=lambda r: r["t0"]):
+            f.write(json.dumps(rec) + "\n")
+    t.n = sum(len(r) for r in records)
     return t
 
 
@@ -298,6 +332,12 @@ def main():
         p.add_argument("--body", type=int, default=0, metavar="BYTES",
                        help="POST a body of this many bytes instead of a GET")
         p.add_argument("-v", "--verbose", action="store_true")
+    p = sub.add_parser("http-load")
+    p.add_argument("url")
+    p.add_argument("seconds", type=float)
+    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--timeout", type=float, default=5.0)
+    p.add_argument("--log", required=True)
     p = sub.add_parser("udp")
     p.add_argument("target", metavar="HOST:PORT")
     p.add_argument("n", type=int)
@@ -317,12 +357,13 @@ def main():
         print(json.dumps(out, sort_keys=True), flush=True)
         return 0 if out["completed"] else (2 if out["clean_cut"] else 1)
 
-    t = {"http-seq": cmd_http_seq, "http-conc": cmd_http_conc, "udp": cmd_udp}[a.cmd](a)
+    t = {"http-seq": cmd_http_seq, "http-conc": cmd_http_conc, "udp": cmd_udp,
+         "http-load": cmd_http_load}[a.cmd](a)
     s = t.summary()
     if hasattr(t, "distinct_ports"):
         s["distinct_ports"] = t.distinct_ports
     print(json.dumps(s, sort_keys=True), flush=True)
-    return 0 if s["failed"] == 0 and s["ok"] == a.n else 1
+    return 0 if s["failed"] == 0 and s["ok"] == t.n else 1
 
 
 if __name__ == "__main__":

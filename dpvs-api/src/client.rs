@@ -137,7 +137,10 @@ fn io_reason(e: &io::Error) -> String {
 fn connect_hint(e: &io::Error) -> &'static str {
     match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => " (is dpvs running?)",
-        io::ErrorKind::PermissionDenied => " (run as root or as the socket's group)",
+        // The daemon makes its socket owner-only (0600): no group grants access.
+        io::ErrorKind::PermissionDenied => {
+            " (the socket is owner-only: run dpvs-ctl as the user dpvs runs as, normally root)"
+        }
         _ => "",
     }
 }
@@ -162,6 +165,16 @@ mod tests {
         assert_eq!(
             e.to_string(),
             "cannot connect to /nonexistent/dpvs.sock: No such file or directory (is dpvs running?)"
+        );
+    }
+
+    #[test]
+    fn permission_error_says_what_is_true() {
+        let e = io::Error::from(io::ErrorKind::PermissionDenied);
+        let hint = connect_hint(&e);
+        assert!(
+            hint.contains("owner-only") && !hint.contains("group"),
+            "{hint}"
         );
     }
 

@@ -24,7 +24,7 @@ use dpvs_api::{
 };
 use dpvs_core::control::handler::{Control, Detached};
 use dpvs_core::control::publish::{Publisher, Readers};
-use dpvs_core::control::server::serve;
+use dpvs_core::control::server::{Limits, serve, serve_with};
 use dpvs_core::control::state::ControlState;
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::stats::Stats;
@@ -851,6 +851,7 @@ fn deletions_cut_the_connections_of_a_running_worker() {
             pending_per_hop: 4,
             pending_hops: 4,
         },
+        0,
         Arc::clone(&c.stats),
         ev_tx,
         cmd_rx,
@@ -1134,8 +1135,10 @@ fn stale_socket_file_is_replaced() {
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
 
+/// 64 idle clients (or 64 that each left a request half-sent) do not lock the operator out:
+/// a 65th client is served, the longest-idle one is told why it was closed (issue 16, item 5).
 #[test]
-fn too_many_clients_are_refused_then_served_again() {
+fn a_full_socket_makes_room_for_a_new_client() {
     let path = socket_path("busy");
     let _sock = serve(&path, served()).expect("serve");
     // 64 clients, each proven to be served (so counted) before the next one.
@@ -1147,39 +1150,171 @@ fn too_many_clients_are_refused_then_served_again() {
         })
         .collect();
     let mut extra = Raw::connect(&path);
-    assert_eq!(
-        extra.reply().unwrap_err(),
-        "too many control clients; try again"
+    assert!(
+        matches!(extra.call(Request::Stats), Ok(Response::Stats(_))),
+        "the 65th client is served"
     );
-    held.truncate(0);
-    // The served clients' threads notice the hang-ups asynchronously: retry for a while.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut line = encode_request(&RequestEnvelope::new(Request::AddrList));
-    line.push('\n');
-    loop {
-        // A refused connection may be closed before the request is written: I/O errors and
-        // the busy line both mean "not yet".
-        let r = Raw::connect(&path);
-        let _ = r.reader.get_ref().write_all(line.as_bytes());
-        let mut reader = r.reader;
-        let mut reply = String::new();
-        let got = reader.read_line(&mut reply).ok().filter(|&n| n > 0);
-        let served = got.is_some_and(|_| {
-            matches!(
-                decode_response(&reply).map(|e| e.result),
-                Ok(Ok(Response::Addrs(_)))
-            )
-        });
-        if served {
-            break;
-        }
+    let e = held[0].reply().unwrap_err();
+    assert!(
+        e.contains("idle longest"),
+        "the oldest idle client is told: {e}"
+    );
+    assert!(held[0].closed());
+    let mut client = Client::connect(&path).expect("and the next one too");
+    assert!(matches!(
+        client.call(Request::Stats),
+        Ok(Response::Stats(_))
+    ));
+    for r in held.iter_mut().skip(60) {
         assert!(
-            Instant::now() < deadline,
-            "not served again after the clients left: {reply:?}"
+            r.call(Request::AddrList).is_ok(),
+            "the others are still served"
         );
-        thread::sleep(Duration::from_millis(5));
+    }
+
+    // The same with clients that each sent half a request.
+    let path = socket_path("halfsent");
+    let _sock = serve(&path, served()).expect("serve");
+    let half: Vec<Raw> = (0..64)
+        .map(|_| {
+            let mut r = Raw::connect(&path);
+            r.send(b"{\"version\":1,\"req");
+            r
+        })
+        .collect();
+    // Let the server take them all in before the 65th arrives.
+    thread::sleep(Duration::from_millis(200));
+    let mut client = Client::connect(&path).expect("connects");
+    assert!(matches!(
+        client.call(Request::Stats),
+        Ok(Response::Stats(_))
+    ));
+    drop(half);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// Idle connections and half-sent requests are closed after their time, with an error line.
+#[test]
+fn idle_and_half_sent_clients_time_out() {
+    let path = socket_path("timeouts");
+    let limits = Limits {
+        idle: Duration::from_millis(400),
+        request: Duration::from_millis(300),
+        ..Limits::default()
+    };
+    let _sock = serve_with(&path, served(), limits).expect("serve");
+    let mut idle = Raw::connect(&path);
+    assert!(idle.call(Request::AddrList).is_ok(), "served first");
+    let t0 = Instant::now();
+    let e = idle.reply().unwrap_err();
+    assert!(e.starts_with("closed: idle"), "{e}");
+    assert!(idle.closed());
+    assert!(
+        t0.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        t0.elapsed()
+    );
+
+    let mut half = Raw::connect(&path);
+    half.send(b"{\"version\":1,");
+    let e = half.reply().unwrap_err();
+    assert!(e.starts_with("request not completed"), "{e}");
+    assert!(half.closed());
+
+    // A client that keeps asking stays.
+    let mut busy = Raw::connect(&path);
+    for _ in 0..6 {
+        assert!(busy.call(Request::AddrList).is_ok());
+        thread::sleep(Duration::from_millis(150));
     }
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// A real server that is one of the balancer's own addresses (a VIP, a local address, an
+/// interface address) would receive its share of connections back at the balancer: refused,
+/// one line naming both, and the reverse too (issue 16, item 6).
+#[test]
+fn addresses_that_cannot_work_are_refused() {
+    let mut c = control();
+    with_tcp_service(&mut c);
+    let rs_add = |ip: Ipv4Addr| Request::RsAdd {
+        service: tcp_svc(),
+        rs: rs_spec(ip, RPORT_TCP, 1),
+    };
+    refused(
+        &mut c,
+        rs_add(VIP),
+        &["10.0.0.100:8080", "the VIP of tcp:10.0.0.100:80"],
+    );
+    refused(
+        &mut c,
+        rs_add(LADDR),
+        &["192.168.10.200", "local address of tcp:10.0.0.100:80"],
+    );
+    refused(
+        &mut c,
+        rs_add(ADDR1),
+        &["192.168.10.1", "address 192.168.10.1/24 on dpdk1"],
+    );
+    // A VIP that is not an address yet is a VIP all the same.
+    let other = ServiceKey {
+        port: 8443,
+        vip: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 101)),
+        ..tcp_svc()
+    };
+    ok(&mut c, Request::ServiceAdd(spec(other, Sched::Rr)));
+    let e = refused(
+        &mut c,
+        rs_add(Ipv4Addr::new(10, 0, 0, 101)),
+        &["tcp:10.0.0.101:8443"],
+    );
+    assert!(e.contains("real server 10.0.0.101:8080"), "{e}");
+    // The reverse: an address or a VIP that a real server already has.
+    let add = Request::AddrAdd {
+        addr: IpAddr::V4(RS1),
+        prefix_len: 32,
+        port: "dpdk0".into(),
+    };
+    refused(
+        &mut c,
+        add,
+        &[
+            "192.168.10.11",
+            "real server 192.168.10.11:8080 of tcp:10.0.0.100:80",
+        ],
+    );
+    let on_rs = ServiceKey {
+        vip: IpAddr::V4(RS2),
+        ..tcp_svc()
+    };
+    refused(
+        &mut c,
+        Request::ServiceAdd(spec(on_rs, Sched::Rr)),
+        &["192.168.10.12:8080"],
+    );
+
+    // The same in a config file: refused before the daemon touches EAL, naming the key.
+    let toml = r#"
+        [[port]]
+        name = "dpdk0"
+        device = "net_null0"
+        [[address]]
+        addr = "10.0.0.100/32"
+        port = "dpdk0"
+        [[service]]
+        proto = "tcp"
+        vip = "10.0.0.100"
+        port = 80
+        forward = "nat"
+        [[service.rs]]
+        addr = "10.0.0.100:80"
+    "#;
+    let cfg = dpvs_core::config::Config::from_toml_str(toml).expect("valid as a file");
+    let e = ControlState::check_config(&cfg, SLOTS).unwrap_err();
+    assert!(
+        e.starts_with("service[0].rs[0]: real server 10.0.0.100:80: 10.0.0.100 is the VIP"),
+        "{e}"
+    );
 }
 
 #[test]

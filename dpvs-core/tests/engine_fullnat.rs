@@ -10,13 +10,14 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use common::rig::*;
 use common::*;
 use crossbeam_channel::bounded;
+use dpvs_core::control::state::Flush;
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::snapshot::Snapshot;
 use dpvs_core::engine::tcp_state::{TcpState, Timeouts};
@@ -265,6 +266,67 @@ fn a_new_syn_on_a_closed_tuple_is_a_new_connection() {
     let p = only_ip4(&late, "RST to the old real server");
     assert_eq!((p.port, p.dst), (1, rs));
     assert!(p.tcp.as_ref().is_some_and(|t| t.rst), "{:?}", p.tcp);
+}
+
+/// A real server deleted and added back: its cut connections, established or already in
+/// TIME_WAIT, are dead entries until their close timeout. A client that reuses one of those
+/// tuples for a new connection is scheduled afresh, not answered with a RST (issue 16, item 1:
+/// under churn, returning clients were refused).
+#[test]
+fn a_new_syn_on_a_cut_connection_is_a_new_connection() {
+    let mut rig = Rig::lab();
+    // Two connections to RS1 (rr alternates): one established, one in TIME_WAIT.
+    let opened: Vec<(u16, Ipv4Addr, u16)> = (40300..40304)
+        .map(|cport| {
+            let (rs, lport) = handshake(&mut rig, cport);
+            (cport, rs, lport)
+        })
+        .collect();
+    let to_rs1: Vec<(u16, u16)> = opened
+        .iter()
+        .filter(|o| o.1 == RS1)
+        .map(|o| (o.0, o.2))
+        .collect();
+    let [(cport, lport), (cport2, lport2)] = to_rs1[..] else {
+        panic!("rr gives RS1 two of four: {opened:?}")
+    };
+    rig.send(0, &client_tcp(cport2, FIN | ACK, 1001, 5001, b""));
+    rig.send(1, &rs_tcp(RS1, lport2, FIN | ACK, 5001, 1002, b""));
+    rig.send(0, &client_tcp(cport2, ACK, 1002, 5002, b""));
+    let rs1 = sa(RS1, RPORT_TCP);
+    let flush = rig.state.rs_del(&tcp_svc(), rs1).unwrap();
+    rig.republish();
+    let (reply, rx) = bounded(1);
+    let Flush::Rs(rs_slot) = flush else {
+        panic!("rs_del flushes a real server: {flush:?}")
+    };
+    rig.commands
+        .send(Command::FlushRs { rs_slot, reply })
+        .unwrap();
+    rig.housekeeping();
+    assert_eq!(rx.try_recv(), Ok(2), "both connections to RS1 cut");
+    rig.state.release(flush);
+    rig.state.rs_add(&tcp_svc(), rs1, 1, None).unwrap();
+    rig.republish();
+    let created = rig.counters().conns_created.get();
+
+    for (cport, old_lport) in [(cport, lport), (cport2, lport2)] {
+        let out = rig.send(0, &client_tcp(cport, SYN, 7000, 0, b""));
+        let p = only_ip4(&out, "the SYN of a new connection on a cut tuple");
+        assert!(
+            is_syn(&p),
+            "forwarded as a SYN, not answered with a RST: {:?}",
+            p.tcp
+        );
+        assert_eq!(p.port, 1, "towards a real server");
+        assert_ne!(p.sport, old_lport, "with a fresh local port");
+    }
+    assert_eq!(rig.counters().conns_created.get(), created + 2);
+    assert_eq!(rig.drops(DropReason::NoConnection), 0);
+    assert_eq!(rig.worker.conns().len(), 4, "the dead entries gave way");
+    assert_eq!(rig.counters().conns_active.get(), 4);
+    let t = rig.stats.slot_totals(svc_slot(&rig.state, &tcp_svc()));
+    assert_eq!((t.active, t.inactive), (2, 2), "gauges: {t:?}");
 }
 
 #[test]
@@ -1466,4 +1528,31 @@ fn steering_by_local_port_and_by_flow() {
         owner_of(&snap, WORKERS, &rs_tcp(rs, lport, ACK, 1, 2, b"")),
         Some(ME)
     );
+}
+
+/// `laddr del` stops new connections from the local address, but the established ones it
+/// carries go on (the address stays one of ours): their replies are still steered to the
+/// worker that owns their local port.
+#[test]
+fn connections_of_a_removed_local_address_keep_their_owner() {
+    let mut rig = Rig::lab();
+    let (rs, lport) = handshake(&mut rig, 48100);
+    for svc in [tcp_svc(), udp_svc()] {
+        rig.state.laddr_del(&svc, IpAddr::V4(LADDR)).unwrap();
+    }
+    rig.republish();
+    for port in [1024u16, 1025, 40001, 40002] {
+        let f = rs_tcp(RS2, port, ACK, 1, 2, b"");
+        assert_eq!(
+            owner_of(&rig.snap, 2, &f),
+            Some(port % 2),
+            "reply to port {port}"
+        );
+    }
+    let out = rig.send(1, &rs_tcp(rs, lport, ACK, 5001, 1001, b"late reply"));
+    let p = only_ip4(&out, "reply through a removed local address");
+    assert_eq!((p.src, p.dst, p.dport), (VIP, CLIENT, 48100));
+    // New connections need a local address now.
+    assert!(rig.send(0, &client_tcp(48101, SYN, 1, 0, b"")).is_empty());
+    assert_eq!(rig.drops(DropReason::LaddrExhausted), 1);
 }

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """bad_control: malformed request lines sent straight to the control socket each get an error
 reply (or, for an oversized line, a closed connection), an idle client does not block the
-server, and the daemon keeps serving: `dpvs-ctl stats` still works afterwards."""
+server, 64 idle or half-sent clients do not lock a 65th out, a real server that is the VIP is
+refused in one line, and the daemon keeps serving: `dpvs-ctl stats` still works afterwards."""
 
 import socket
+import time
 
 from lab import Fail, check, main, say, unix_exchange
 
@@ -71,6 +73,38 @@ def body(lab):
         problems.append("dpvs-ctl stats while a client idled: %s" % e)
     finally:
         idle.close()
+
+    # 64 clients that connect and never finish a request hold every slot: a 65th client and
+    # `dpvs-ctl stats` are served all the same (issue 16).
+    held = []
+    try:
+        for i in range(64):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.settimeout(3)
+            c.connect(lab.sock)
+            if i % 2:
+                c.sendall(b'{"version": 1, "req')
+            held.append(c)
+        time.sleep(0.3)
+        kind, reply = unix_exchange(lab.sock, b'{"version": 1, "request": {"op": "stats"}}\n',
+                                    timeout=5)
+        say("65th client with 64 held -> %s %r" % (kind, reply[:80]))
+        if kind != "reply" or '"ok":' not in reply:
+            problems.append("a 65th client was not served with 64 held: %s %r"
+                            % (kind, reply[:120]))
+        p = lab.ctl(["stats"], json_out=True, timeout=8)
+        if p.returncode != 0:
+            problems.append("dpvs-ctl stats failed with 64 clients held: %s" % p.stderr.strip())
+    finally:
+        for c in held:
+            c.close()
+
+    # A real server that is the VIP is refused, in one line naming both.
+    p = lab.ctl(["rs", "add", "tcp:10.0.0.100:80", "10.0.0.100:8080"], json_out=False)
+    lines = p.stderr.strip().splitlines()
+    say("rs add of the VIP -> exit %d %s" % (p.returncode, lines))
+    if p.returncode == 0 or len(lines) != 1 or "VIP of tcp:10.0.0.100:80" not in lines[0]:
+        problems.append("rs add of the VIP: exit %d, %s" % (p.returncode, lines))
 
     lab.check_alive()
     stats = lab.stats()

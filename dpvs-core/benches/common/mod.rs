@@ -354,7 +354,7 @@ impl Bench {
             conns: s.conns,
             ..WorkerLimits::default()
         };
-        let worker = Worker::new(0, 1, limits, Arc::clone(&stats), ev_tx, cmd_rx);
+        let worker = Worker::new(0, 1, limits, 0, Arc::clone(&stats), ev_tx, cmd_rx);
         let mut b = Bench {
             worker,
             snap,

@@ -169,6 +169,13 @@ impl ControlState {
         if self.services.iter().any(|s| s.key == key) {
             return Err(format!("service {key} exists"));
         }
+        if let IpAddr::V4(vip) = key.vip
+            && let Some(rs) = self.real_server_at(vip)
+        {
+            return Err(format!(
+                "service {key}: its VIP {vip} is {rs}; the VIP must be one of the balancer's addresses"
+            ));
+        }
         let slot = self.slots.take()?;
         self.services.push(ServiceState {
             key,
@@ -217,6 +224,12 @@ impl ControlState {
         let i = self.service_pos(key)?;
         if self.services[i].rs.iter().any(|r| r.addr == addr) {
             return Err(format!("real server {addr} exists in {key}"));
+        }
+        if let Some(ours) = self.ours(*addr.ip()) {
+            return Err(format!(
+                "real server {addr}: {} is {ours}; a real server must be another host",
+                addr.ip()
+            ));
         }
         self.check_mode(key, addr, forward.unwrap_or(self.services[i].forward))?;
         let slot = self.slots.take()?;
@@ -286,6 +299,33 @@ impl ControlState {
             }
         }
         Ok(())
+    }
+
+    /// What `ip` is to the balancer, if it is its own: an address on a port, a service's VIP
+    /// (a VIP need not be an address yet), a local address. Such an address can never be a
+    /// real server: packets to it would come back to the balancer.
+    fn ours(&self, ip: Ipv4Addr) -> Option<String> {
+        if let Some(s) = self.services.iter().find(|s| s.key.vip == IpAddr::V4(ip)) {
+            return Some(format!("the VIP of {}", s.key));
+        }
+        if let Some(s) = self.services.iter().find(|s| s.laddrs.contains(&ip)) {
+            return Some(format!("a local address of {}", s.key));
+        }
+        let a = self.addrs.iter().find(|a| a.addr == ip)?;
+        Some(format!(
+            "the balancer's address {}/{} on {}",
+            a.addr,
+            a.prefix_len,
+            self.port_name(a.port)
+        ))
+    }
+
+    /// The real server (as "real server ADDR:PORT of SERVICE") whose address is `ip`.
+    fn real_server_at(&self, ip: Ipv4Addr) -> Option<String> {
+        self.services.iter().find_map(|s| {
+            let r = s.rs.iter().find(|r| *r.addr.ip() == ip)?;
+            Some(format!("real server {} of {}", r.addr, s.key))
+        })
     }
 
     /// Removes a real server from the schedule; the caller flushes its connections, then calls
@@ -369,6 +409,11 @@ impl ControlState {
         let port = self.port_id(port)?;
         if self.addrs.iter().any(|a| a.addr == addr) {
             return Err(format!("address {addr} exists"));
+        }
+        if let Some(rs) = self.real_server_at(addr) {
+            return Err(format!(
+                "address {addr}: it is {rs}; the balancer cannot hold a real server's address"
+            ));
         }
         self.addrs.push(AddrState {
             addr,
@@ -486,6 +531,26 @@ impl ControlState {
         Ok(())
     }
 
+    /// Checks the configuration file's objects as the daemon will load them, without ports:
+    /// a config that [`Self::apply_config`] would refuse is refused before EAL and the ports
+    /// are touched, with the same one-line error. `slots` is the daemon's number of counter
+    /// slots.
+    pub fn check_config(cfg: &Config, slots: u32) -> Result<(), String> {
+        let ports = cfg
+            .ports
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PortState {
+                name: p.name.clone(),
+                id: i as u16,
+                mac: MacAddr::ZERO,
+                mtu: 1500,
+            })
+            .collect();
+        let mut state = ControlState::new(ports, cfg.timeouts, slots);
+        state.apply_config(cfg)
+    }
+
     /// Records what a worker learnt from ARP; static entries win. Returns whether anything
     /// changed (and a new neighbour table must be published).
     pub fn neigh_learn(&mut self, ip: Ipv4Addr, mac: MacAddr, port: u16) -> bool {
@@ -549,6 +614,7 @@ impl ControlState {
                 LocalAddr {
                     port: a.port,
                     is_laddr: false,
+                    is_vip: false,
                 },
             );
         }
@@ -557,6 +623,11 @@ impl ControlState {
                 if let Some(e) = local.get_mut(&l.to_bits()) {
                     e.is_laddr = true;
                 }
+            }
+            if let IpAddr::V4(vip) = s.key.vip
+                && let Some(e) = local.get_mut(&vip.to_bits())
+            {
+                e.is_vip = true;
             }
         }
         for (&ip, l) in local.iter().filter(|(_, l)| !l.is_laddr) {

@@ -1,7 +1,7 @@
 //! The worker lcore loop: RX burst, steer, process, TX flush, housekeeping.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::control::publish::Readers;
 use crate::dpdk::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, rdtsc};
@@ -147,6 +147,8 @@ pub struct Lcore {
     pub readers: Readers,
     pub stats: Arc<Stats>,
     pub stop: Arc<AtomicBool>,
+    /// Counts the workers that entered their loop (the control socket waits for all).
+    pub running: Arc<AtomicUsize>,
     /// TSC cycles per millisecond, for the engine clock.
     pub cycles_per_ms: u64,
 }
@@ -163,6 +165,7 @@ impl Lcore {
             .collect();
         let start = rdtsc();
         let mut sweep = SweepPacer::new(start);
+        self.running.fetch_add(1, Ordering::SeqCst);
         while !self.stop.load(Ordering::Relaxed) {
             let t0 = rdtsc();
             let now_ms = (t0 - start) / self.cycles_per_ms.max(1);

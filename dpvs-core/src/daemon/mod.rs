@@ -1,11 +1,12 @@
 //! The `dpvs` daemon: start EAL and the ports from the config, build the first snapshot,
 //! serve the control socket, run the workers until SIGINT/SIGTERM.
 
+pub mod claim;
 mod lcore;
 mod ports;
 
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use crate::dpdk::{Eal, Launched, Mempool, Ring, RingConsumer, RingProducer, laun
 use crate::engine::stats::Stats;
 use crate::engine::worker::{Command, Event, Worker, WorkerLimits};
 use crate::packet::MacAddr;
+use claim::Claims;
 
 pub use lcore::BURST;
 use lcore::{Lcore, RxPort, TxPorts};
@@ -57,13 +59,24 @@ pub struct Args {
 /// Runs the daemon until a signal asks it to stop. The error is the one-line reason to exit.
 pub fn run(args: Args) -> Result<(), String> {
     let cfg = config::load(&args.config).map_err(|e| e.to_string())?;
+    ControlState::check_config(&cfg, STAT_SLOTS as u32)
+        .map_err(|e| format!("{}: {e}", args.config.display()))?;
     let ipc = args.ipc.clone().unwrap_or_else(|| cfg.control.ipc.clone());
+    let eal_args = eal_args(&cfg);
+    // Before EAL or any device is touched: a second daemon must not disturb the first.
+    let prefix = file_prefix(&eal_args).unwrap_or(&cfg.control.instance);
+    let _claims = Claims::take(Path::new(claim::CLAIM_DIR), &cfg, prefix)?;
+    if server::answering(&ipc) {
+        return Err(format!(
+            "control socket {}: another dpvs is serving it",
+            ipc.display()
+        ));
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop))
             .map_err(|e| format!("cannot handle signals: {e}"))?;
     }
-    let eal_args = eal_args(&cfg);
     tracing::info!(args = ?eal_args, "starting EAL");
     let eal = Eal::init(&eal_args).map_err(|e| format!("EAL: {e}"))?;
     let workers = cfg.workers.count();
@@ -84,7 +97,7 @@ pub fn run(args: Args) -> Result<(), String> {
     let stats = Arc::new(Stats::new(workers, STAT_SLOTS));
     let (control, ends) = build_control(&cfg, ports, pool, lcores, Arc::clone(&stats))?;
     let control = Arc::new(Mutex::new(control));
-    let socket = server::serve(&ipc, Arc::clone(&control))?;
+    let running = Arc::new(AtomicUsize::new(0));
     let launched = launch_workers(
         &eal,
         &cfg,
@@ -95,9 +108,13 @@ pub fn run(args: Args) -> Result<(), String> {
         &stats,
         ends.commands,
         &ends.events,
-        &stop,
+        (&stop, &running),
     )?;
     let events = spawn_event_thread(Arc::clone(&control), Arc::clone(&stop), ends.events_rx);
+    // Only a daemon whose workers all run answers on its socket: a script that sends traffic
+    // as soon as `dpvs-ctl` answers must find every worker taking packets.
+    wait_running(&running, workers, &stop)?;
+    let socket = server::serve(&ipc, Arc::clone(&control))?;
     tracing::info!(ipc = %ipc.display(), workers, "dpvs is running");
     while !stop.load(Ordering::Relaxed) {
         thread::sleep(Duration::from_millis(100));
@@ -124,6 +141,17 @@ fn eal_args(cfg: &Config) -> Vec<String> {
         args.push(format!("--file-prefix={}", cfg.control.instance));
     }
     args
+}
+
+/// The EAL `--file-prefix` among `args` (`--file-prefix=X` or `--file-prefix X`).
+fn file_prefix(args: &[String]) -> Option<&str> {
+    args.iter().enumerate().find_map(|(i, a)| {
+        if a == "--file-prefix" {
+            args.get(i + 1).map(String::as_str)
+        } else {
+            a.strip_prefix("--file-prefix=")
+        }
+    })
 }
 
 fn cpu_count() -> usize {
@@ -223,9 +251,10 @@ fn launch_workers(
     stats: &Arc<Stats>,
     commands: Vec<Receiver<Command>>,
     events: &Sender<Event>,
-    stop: &Arc<AtomicBool>,
+    (stop, running): (&Arc<AtomicBool>, &Arc<AtomicUsize>),
 ) -> Result<Vec<Launched>, String> {
     let n = lcores.len();
+    let seed = getrandom::u64().map_err(|e| format!("cannot draw a random seed: {e}"))?;
     let (mut to, mut from) = rings(eal, n)?;
     let cycles_per_ms = eal.tsc_hz() / 1000;
     let limits = WorkerLimits {
@@ -239,6 +268,7 @@ fn launch_workers(
             w as u16,
             n as u16,
             limits,
+            seed,
             Arc::clone(stats),
             events.clone(),
             cmds,
@@ -256,12 +286,34 @@ fn launch_workers(
             readers: lock(control).publisher.readers(),
             stats: Arc::clone(stats),
             stop: Arc::clone(stop),
+            running: Arc::clone(running),
             cycles_per_ms,
         };
         launched
             .push(launch(eal, *lcore, move || job.run()).map_err(|e| format!("worker {w}: {e}"))?);
     }
     Ok(launched)
+}
+
+/// How long the workers may take to enter their loops.
+const WORKER_START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until all `workers` have entered their loops (each counts itself in `running`).
+fn wait_running(running: &AtomicUsize, workers: usize, stop: &AtomicBool) -> Result<(), String> {
+    let deadline = std::time::Instant::now() + WORKER_START_TIMEOUT;
+    while running.load(Ordering::SeqCst) < workers {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "only {} of {workers} workers started within {WORKER_START_TIMEOUT:?}",
+                running.load(Ordering::SeqCst)
+            ));
+        }
+        thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
 }
 
 /// One SPSC ring per ordered pair of workers: `to[w][o]` is worker `w`'s producer towards

@@ -106,7 +106,15 @@ impl Eal {
         // read again. The compare_exchange above guarantees this runs once per process.
         let ret = unsafe { dpdk_sys::rte_eal_init(argc, argv.as_mut_ptr()) };
         if ret < 0 {
-            return Err(DpdkError::from_rte_errno("rte_eal_init"));
+            // Some failures (a runtime directory another process has locked) leave rte_errno
+            // at 0: "Success" would mislead.
+            return Err(match super::error::rte_errno() {
+                0 => DpdkError::invalid(
+                    "rte_eal_init",
+                    "failed without an errno (EAL's own log lines say why)",
+                ),
+                errno => DpdkError::failed("rte_eal_init", errno),
+            });
         }
         // SAFETY: EAL is initialised; plain getter.
         let main_lcore = unsafe { dpdk_sys::rte_get_main_lcore() };

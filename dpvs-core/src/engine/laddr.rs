@@ -43,9 +43,14 @@ pub struct PortPool {
 
 impl PortPool {
     /// The pool of worker `worker` of `workers` over `range`, with every owned port free, in
-    /// ascending order. A `worker ≥ workers` owns nothing; `workers == 0` counts as one.
-    /// Config-time: allocates.
-    pub fn new(worker: u16, workers: u16, range: RangeInclusive<u16>) -> PortPool {
+    /// ascending order from the `start`th (modulo the ports owned), wrapping around. A
+    /// `worker ≥ workers` owns nothing; `workers == 0` counts as one. Config-time: allocates.
+    ///
+    /// `start` is why a restart does not collide with the real servers' TIME_WAIT: a pool
+    /// that began at the lowest port on every run would hand out the very `(laddr, lport)`
+    /// pairs the previous run used last, which the real servers still hold for a minute. The
+    /// daemon draws it at random; tests pass 0.
+    pub fn new(worker: u16, workers: u16, range: RangeInclusive<u16>, start: usize) -> PortPool {
         let workers = workers.max(1);
         let ring: Box<[u16]> = if worker < workers {
             range
@@ -64,7 +69,7 @@ impl PortPool {
             workers,
             range,
             len: ring.len(),
-            head: 0,
+            head: start.checked_rem(ring.len()).unwrap_or(0),
             ring,
             free_bits,
         }
@@ -165,7 +170,7 @@ mod tests {
         for workers in [1u16, 2, 3, 7] {
             let mut seen = BTreeSet::new();
             for w in 0..workers {
-                let mut pool = PortPool::new(w, workers, DEFAULT_RANGE);
+                let mut pool = PortPool::new(w, workers, DEFAULT_RANGE, 0);
                 let ports = drain(&mut pool);
                 assert_eq!(ports.len(), pool.capacity());
                 for p in ports {
@@ -179,7 +184,7 @@ mod tests {
 
     #[test]
     fn exhaustion_then_recovery() {
-        let mut pool = PortPool::new(1, 2, 1000..=1009);
+        let mut pool = PortPool::new(1, 2, 1000..=1009, 0);
         assert_eq!(pool.capacity(), 5);
         assert_eq!(drain(&mut pool), vec![1001, 1003, 1005, 1007, 1009]);
         assert_eq!(pool.alloc(), None);
@@ -192,7 +197,7 @@ mod tests {
 
     #[test]
     fn foreign_and_double_free_rejected() {
-        let mut pool = PortPool::new(0, 2, 1000..=1009);
+        let mut pool = PortPool::new(0, 2, 1000..=1009, 0);
         let p = pool.alloc().unwrap();
         assert!(!pool.free(1001), "odd port belongs to worker 1");
         assert!(!pool.free(2000), "outside the range");
@@ -203,8 +208,18 @@ mod tests {
     }
 
     #[test]
+    fn a_pool_starts_where_it_is_told_and_still_covers_its_ports() {
+        let mut pool = PortPool::new(1, 2, 1000..=1009, 7);
+        // Ports 1001..=1009 step 2: index 7 % 5 = 2 is 1005.
+        assert_eq!(drain(&mut pool), vec![1005, 1007, 1009, 1001, 1003]);
+        let mut whole = PortPool::new(0, 1, DEFAULT_RANGE, 40_000);
+        let ports: BTreeSet<u16> = drain(&mut whole).into_iter().collect();
+        assert_eq!(ports, DEFAULT_RANGE.collect::<BTreeSet<u16>>());
+    }
+
+    #[test]
     fn freed_ports_are_reused_last() {
-        let mut pool = PortPool::new(0, 1, 10..=14);
+        let mut pool = PortPool::new(0, 1, 10..=14, 0);
         let a = pool.alloc().unwrap();
         let b = pool.alloc().unwrap();
         assert!(pool.free(b));
@@ -214,15 +229,15 @@ mod tests {
 
     #[test]
     fn degenerate_inputs_own_nothing_or_everything() {
-        let mut none = PortPool::new(3, 2, DEFAULT_RANGE);
+        let mut none = PortPool::new(3, 2, DEFAULT_RANGE, 0);
         assert_eq!(none.capacity(), 0);
         assert_eq!(none.alloc(), None);
         assert!(!none.free(1025));
-        let all = PortPool::new(0, 0, 1..=3);
+        let all = PortPool::new(0, 0, 1..=3, 0);
         assert_eq!(all.capacity(), 3);
         assert_eq!(port_owner(77, 0), 0);
         #[allow(clippy::reversed_empty_ranges)]
-        let empty = PortPool::new(0, 1, 5..=4);
+        let empty = PortPool::new(0, 1, 5..=4, 7);
         assert_eq!(empty.capacity(), 0);
     }
 
@@ -241,7 +256,7 @@ mod tests {
         /// and available + allocated == capacity at every step.
         #[test]
         fn matches_fifo_model(worker in 0u16..3, ops in prop::collection::vec(op(), 0..300)) {
-            let mut pool = PortPool::new(worker, 3, 100..=120);
+            let mut pool = PortPool::new(worker, 3, 100..=120, 0);
             let mut free: VecDeque<u16> = (100..=120).filter(|p| p % 3 == worker).collect();
             let mut used = BTreeSet::new();
             for op in ops {

@@ -31,6 +31,8 @@ pub struct LocalAddr {
     pub port: u16,
     /// A FullNAT local address: replies from real servers arrive here.
     pub is_laddr: bool,
+    /// The VIP of some service: clients' packets arrive here.
+    pub is_vip: bool,
 }
 
 /// A real server of a service.

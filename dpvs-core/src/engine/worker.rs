@@ -17,7 +17,7 @@ use hashbrown::HashMap;
 use crate::drop::DropReason;
 use crate::engine::conn::{Bucket, Conn, ConnId, ConnTable, Dir, InsertError, Tuple};
 use crate::engine::hop::{HopCache, NextHop, Path};
-use crate::engine::laddr::{PortPool, port_owner};
+use crate::engine::laddr::{DEFAULT_RANGE, PortPool, port_owner};
 use crate::engine::neigh::{NeighTable, PendingQueue};
 use crate::engine::snapshot::{LocalAddr, Service, Snapshot};
 use crate::engine::stats::{SlotCounters, Stats, WorkerCounters};
@@ -127,7 +127,10 @@ pub struct Worker<F> {
     slot_cells: Arc<[CachePadded<SlotCounters>]>,
     events: Sender<Event>,
     commands: Receiver<Command>,
+    /// The snapshot generation the port pools were last brought up to date with.
     seen_generation: u64,
+    /// Where the port pools of this run start (see [`PortPool::new`]).
+    port_start: usize,
 }
 
 /// The worker that must process a parsed packet: the owner of its (possible) connection. `None`
@@ -156,18 +159,23 @@ pub fn steer(snap: &Snapshot, workers: u16, data: &[u8]) -> Option<u16> {
 }
 
 /// The owner of a TCP or UDP packet with tuple `t`:
-/// - a FullNAT reply, to a local address: the worker whose share of local ports holds its
-///   destination port;
-/// - a client packet, to another of our addresses: the owner of its source endpoint;
+/// - a client packet, to a service of a VIP: the owner of its source endpoint;
+/// - a packet to any other address of ours, which may be a FullNAT reply to a local address
+///   (or to one that was a local address until an `laddr del`: its connections go on): the
+///   worker whose share of local ports holds its destination port;
 /// - anything else, which can only be a NAT-mode reply (the real server sends it to the
 ///   client through us): the owner of its destination endpoint.
 fn l4_owner(snap: &Snapshot, workers: u16, t: &Tuple) -> Option<u16> {
     if workers <= 1 {
         return None;
     }
+    let to_client_side = |l: LocalAddr| {
+        // A VIP that is also a local address: its service ports are the client side.
+        l.is_vip && (!l.is_laddr || snap.service(t.proto, t.dst, t.dport).is_some())
+    };
     Some(match snap.local(t.dst) {
-        Some(l) if l.is_laddr => port_owner(t.dport, workers),
-        Some(_) => client_owner(t.src, t.sport, workers),
+        Some(l) if to_client_side(l) => client_owner(t.src, t.sport, workers),
+        Some(_) => port_owner(t.dport, workers),
         None => client_owner(t.dst, t.dport, workers),
     })
 }
@@ -202,21 +210,23 @@ pub fn client_owner(client: Ipv4Addr, port: u16, workers: u16) -> u16 {
 }
 
 impl<F: Frame> Worker<F> {
+    /// Worker `id` of `workers`. `seed` makes the run's randomness (the connection hash, where
+    /// the local-port pools start); the engine draws none of its own, so a test with a fixed
+    /// seed is deterministic, while the daemon passes a random one.
     pub fn new(
         id: u16,
         workers: u16,
         limits: WorkerLimits,
+        seed: u64,
         stats: Arc<Stats>,
         events: Sender<Event>,
         commands: Receiver<Command>,
     ) -> Self {
-        let seed = 0x5EED_0000_0000_0000
-            ^ u64::from(id).wrapping_mul(0x2545_F491_4F6C_DD1D)
-            ^ std::process::id() as u64;
+        let hash_seed = 0x5EED_0000_0000_0000 ^ u64::from(id).wrapping_mul(0x2545_F491_4F6C_DD1D);
         Worker {
             id,
             workers,
-            conns: ConnTable::new(limits.conns, seed),
+            conns: ConnTable::new(limits.conns, hash_seed ^ seed),
             pools: HashMap::new(),
             cursors: vec![(u32::MAX, 0); stats.slots()].into_boxed_slice(),
             pending: PendingQueue::new(limits.pending_per_hop, limits.pending_hops),
@@ -228,6 +238,7 @@ impl<F: Frame> Worker<F> {
             events,
             commands,
             seen_generation: u64::MAX,
+            port_start: seed as usize,
         }
     }
 
@@ -250,11 +261,7 @@ impl<F: Frame> Worker<F> {
     /// resolved, retries ARP, expires idle connections (at most `sweep_budget` entries), and
     /// serves control commands.
     pub fn housekeeping(&mut self, ctx: &Ctx<'_>, sweep_budget: usize, out: &mut impl Output<F>) {
-        self.sync_hops(ctx);
-        if ctx.snap.generation != self.seen_generation {
-            self.sync_pools(ctx.snap);
-            self.seen_generation = ctx.snap.generation;
-        }
+        self.sync(ctx);
         self.release_pending(ctx, out);
         self.expire(conn_time(ctx.now_ms), sweep_budget);
         while let Ok(cmd) = self.commands.try_recv() {
@@ -262,15 +269,31 @@ impl<F: Frame> Worker<F> {
         }
     }
 
+    /// Brings the worker's own tables up to the configuration and neighbours in `ctx`. Every
+    /// entry point calls it before it looks at a packet, so that the first packet after a
+    /// publication (the very first packet included) already finds the new local addresses'
+    /// port pools, and `send_ip` never finds a stale next hop.
+    #[inline]
+    fn sync(&mut self, ctx: &Ctx<'_>) {
+        if ctx.snap.generation != self.seen_generation {
+            self.sync_pools(ctx.snap);
+        }
+        self.hops
+            .sync((ctx.snap.generation, ctx.neigh.generation()));
+    }
+
     /// Creates the port pools of local addresses that appeared. Pools of removed addresses are
     /// kept: their ports may still be held by live connections.
+    #[cold]
+    #[inline(never)]
     fn sync_pools(&mut self, snap: &Snapshot) {
         for (ip, l) in &snap.local {
             if l.is_laddr && !self.pools.contains_key(ip) {
-                self.pools
-                    .insert(*ip, PortPool::new(self.id, self.workers, 1024..=65535));
+                let pool = PortPool::new(self.id, self.workers, DEFAULT_RANGE, self.port_start);
+                self.pools.insert(*ip, pool);
             }
         }
+        self.seen_generation = snap.generation;
     }
 
     fn release_pending(&mut self, ctx: &Ctx<'_>, out: &mut impl Output<F>) {
@@ -372,7 +395,7 @@ impl<F: Frame> Worker<F> {
     /// Processes one packet this worker owns (or that any worker may process).
     #[inline]
     pub fn process(&mut self, ctx: &Ctx<'_>, in_port: u16, f: F, out: &mut impl Output<F>) {
-        self.sync_hops(ctx);
+        self.sync(ctx);
         let common = self.classify(&f);
         self.process_classified(ctx, in_port, f, common.as_ref(), out);
     }
@@ -390,7 +413,7 @@ impl<F: Frame> Worker<F> {
         frames: &mut Vec<F>,
         out: &mut impl Output<F>,
     ) {
-        self.sync_hops(ctx);
+        self.sync(ctx);
         let mut classes = std::mem::take(&mut self.classes);
         while !frames.is_empty() {
             // `classes` has room for BURST from construction, so this never allocates.
@@ -405,14 +428,6 @@ impl<F: Frame> Worker<F> {
             }
         }
         self.classes = classes;
-    }
-
-    /// Empties the next-hop cache if `ctx` carries a configuration or neighbour table it was not
-    /// filled from. Every entry point that may send calls it first, so `send_ip` need not.
-    #[inline]
-    fn sync_hops(&mut self, ctx: &Ctx<'_>) {
-        self.hops
-            .sync((ctx.snap.generation, ctx.neigh.generation()));
     }
 
     /// The common-layout header of `f` and its connection bucket (whose head it starts to
@@ -643,25 +658,34 @@ impl<F: Frame> Worker<F> {
         };
         if let Some((id, dir)) = self.conns.lookup(&tuple) {
             let c = self.conns.get(id);
-            if c.is_dead() {
+            let new_syn = is_client_syn(c, dir, flags);
+            let gives_way = new_syn && (c.is_dead() || is_over(c));
+            if !gives_way && c.is_dead() {
                 return self.reset_both(ctx, pkt, id, dir, f, out);
             }
-            if !reopens_closed(c, dir, flags) {
+            if !gives_way {
                 return self.forward(ctx, ip, id, dir, flags, f, out);
             }
             // LVS's connection reuse (its default `conn_reuse_mode`): a client's SYN on a
-            // tuple whose connection is over is a new connection, scheduled afresh, not the
-            // old one re-opened towards the real server it had.
+            // tuple whose connection is over, or was cut when its real server or service
+            // went, is a new connection, scheduled afresh, not the old one re-opened towards
+            // the real server it had (which may be gone).
             let old = self.conns.remove(id);
-            forget_conn(&self.stats, usize::from(self.id), &mut self.pools, &old);
+            let w = usize::from(self.id);
+            if old.is_dead() {
+                // Its gauges went when it was cut.
+                free_conn(&self.stats, w, &mut self.pools, &old);
+            } else {
+                forget_conn(&self.stats, w, &mut self.pools, &old);
+            }
         }
         let Some(local) = ctx.snap.local(ip.dst) else {
             return self.drop_pkt(f, DropReason::NotOurs);
         };
-        let svc = if local.is_laddr {
-            None
-        } else {
+        let svc = if local.is_vip {
             ctx.snap.service(ip.proto, ip.dst, dport)
+        } else {
+            None
         };
         let Some(svc) = svc else {
             return self.no_connection(ctx, pkt, local, f, out);
@@ -875,6 +899,7 @@ impl<F: Frame> Worker<F> {
         let local = LocalAddr {
             port: 0,
             is_laddr: dir == Dir::Outbound,
+            is_vip: dir == Dir::Inbound,
         };
         self.no_connection(ctx, pkt, local, f, out);
     }
@@ -1229,14 +1254,18 @@ fn track_activity(stats: &Stats, w: usize, c: &Conn, old: TcpState, new: TcpStat
     }
 }
 
-/// Whether a segment with TCP `flags` travelling in `dir` is a client's new SYN on connection
-/// `c` that is over (TIME_WAIT or CLOSE), which LVS treats as a new connection.
-fn reopens_closed(c: &Conn, dir: Dir, flags: u8) -> bool {
-    let over = [TcpState::TimeWait as u8, TcpState::Close as u8].contains(&c.state);
+/// Whether a segment with TCP `flags` travelling in `dir` is a client's SYN (opening a
+/// connection) on connection `c`'s tuple.
+fn is_client_syn(c: &Conn, dir: Dir, flags: u8) -> bool {
     c.proto == PROTO_TCP
         && dir == Dir::Inbound
         && flags & (tcp::SYN | tcp::ACK | tcp::FIN | tcp::RST) == tcp::SYN
-        && over
+}
+
+/// Whether TCP connection `c` is over (TIME_WAIT or CLOSE): a client's new SYN on its tuple
+/// is a new connection, as LVS takes it.
+fn is_over(c: &Conn) -> bool {
+    [TcpState::TimeWait as u8, TcpState::Close as u8].contains(&c.state)
 }
 
 /// A counter slot no service or real server has (counts into nothing).

@@ -139,6 +139,7 @@ impl<F: MakeFrame> Rig<F> {
             ME,
             WORKERS,
             limits,
+            0,
             Arc::clone(&stats),
             events_tx,
             commands_rx,

@@ -75,7 +75,7 @@ impl Dut {
         let mut dut = Dut {
             snap: state.snapshot(),
             neigh: state.neigh_table(),
-            worker: Worker::new(0, 1, limits, stats, ev, cmd_rx),
+            worker: Worker::new(0, 1, limits, 0, stats, ev, cmd_rx),
             now_ms: 1000,
         };
         dut.process_all(Vec::new());
