@@ -36,7 +36,7 @@ while [ $# -gt 0 ]; do
 done
 
 BATCH=1024
-CARGO=(cargo bench -p dpvs-core --no-default-features)
+CARGO=(cargo bench -p dpvs-core)
 target_dir="${CARGO_TARGET_DIR:-$PWD/target}"
 
 need() { command -v "$1" >/dev/null || { echo "engine.sh: $1 not found. $2" >&2; exit 2; }; }

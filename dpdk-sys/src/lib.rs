@@ -5,7 +5,7 @@
 //! What bindgen cannot see comes from `shim.c`/`wrapper.h` under the `dpvs_`/`DPVS_` prefix; the
 //! usual spellings of the 64-bit flag constants are re-exported below as `u64`.
 //!
-//! Everything here is `unsafe` FFI; the safe layer is `dpvs_core::dpdk`.
+//! Everything here is `unsafe` FFI; the safe layer is the `dpvs-dpdk` crate (`dpdk/`).
 #![allow(
     non_camel_case_types,
     non_snake_case,
@@ -15,7 +15,8 @@
     improper_ctypes,
     unsafe_op_in_unsafe_fn,
     clippy::all,
-    clippy::undocumented_unsafe_blocks
+    clippy::undocumented_unsafe_blocks,
+    reason = "bindgen's output keeps DPDK's C names, types and idioms"
 )]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));

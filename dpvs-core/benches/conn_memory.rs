@@ -12,7 +12,7 @@
 //! memory growth (`VmRSS`), both per connection, and the number of allocations made while
 //! the connections were created (must be 0). Prints one JSON object on stdout.
 //!
-//! Run: `cargo bench -p dpvs-core --no-default-features --bench conn_memory [-- N]`.
+//! Run: `cargo bench -p dpvs-core --bench conn_memory [-- N]`.
 
 mod common;
 

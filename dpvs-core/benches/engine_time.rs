@@ -8,7 +8,7 @@
 //! timeout is zero, so a sweep of the whole table (housekeeping, not timed) removes them and
 //! returns their local ports.
 //!
-//! Quick run: `cargo bench -p dpvs-core --no-default-features --bench engine_time -- --quick`.
+//! Quick run: `cargo bench -p dpvs-core --bench engine_time -- --quick`.
 
 mod common;
 

@@ -1,20 +1,18 @@
 //! DR and TUN through the worker without DPDK (harness and lab: `common::rig`, `common`):
 //! replies bypass the balancer, so only the client's direction is seen.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
 use dpvs_api::{Forward, Proto, Sched, ServiceKey};
-use dpvs_core::control::state::Flush;
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::engine::worker::Command;
 use dpvs_core::packet::tcp::{ACK, FIN, PSH, SYN};
 use dpvs_core::packet::{Frame, VecFrame, checksum};
+use dpvs_daemon::control::state::Flush;
 
-use common::rig::*;
-use common::*;
+use dpvs_testkit::lab::*;
+use dpvs_testkit::rig::*;
 
 /// A service on VIP:`port` in `forward` mode over RS1 (on dpdk1's link) at the same port.
 fn direct_rig(forward: Forward, port: u16) -> (Rig<VecFrame>, ServiceKey) {

@@ -8,22 +8,20 @@
 //! 10.0.0.100/32), port 1 "dpdk1" (real-server side, 192.168.10.1/24 and the local address
 //! 192.168.10.200/32), rr services tcp:VIP:80 → RS1/RS2:8080 and udp:VIP:53 → RS1/RS2:5353.
 
-mod common;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use common::rig::*;
-use common::*;
 use crossbeam_channel::bounded;
-use dpvs_core::control::state::Flush;
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::snapshot::Snapshot;
 use dpvs_core::engine::tcp_state::{TcpState, Timeouts};
 use dpvs_core::engine::worker::{self, Command, ConnView, Event, WorkerLimits, client_owner};
 use dpvs_core::packet::tcp::{ACK, FIN, PSH, RST, SYN};
 use dpvs_core::packet::{Frame, L3, MacAddr, Packet, VecFrame, checksum, parse};
+use dpvs_daemon::control::state::Flush;
+use dpvs_testkit::lab::*;
+use dpvs_testkit::rig::*;
 use etherparse::Icmpv4Type;
 use proptest::prelude::*;
 
@@ -561,14 +559,14 @@ fn longest_accepted_timeout_does_not_expire_at_once() {
             "[[port]]\nname = \"dpdk0\"\ndevice = \"net_null0\"\n\n[timeouts]\ntcp_established = {t}\n"
         )
     };
-    let err = dpvs_core::config::Config::from_toml_str(&toml(31_536_000)).unwrap_err();
+    let err = dpvs_daemon::config::Config::from_toml_str(&toml(31_536_000)).unwrap_err();
     assert!(
         err.to_string().contains("timeouts.tcp_established"),
         "{err}"
     );
     let max = dpvs_core::engine::worker::MAX_TIMEOUT_S;
     let cfg =
-        dpvs_core::config::Config::from_toml_str(&toml(max)).expect("the maximum is accepted");
+        dpvs_daemon::config::Config::from_toml_str(&toml(max)).expect("the maximum is accepted");
     let mut rig = Rig::new(lab_state(cfg.timeouts, &[RS1, RS2]), limits(64));
     handshake(&mut rig, 40300);
     rig.advance(1_000);

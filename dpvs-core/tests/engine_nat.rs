@@ -1,8 +1,6 @@
 //! NAT mode through the worker without DPDK (harness and lab: `common::rig`, `common`): the
 //! real server sees the client's own address, its replies come back through us.
 
-mod common;
-
 use std::net::{IpAddr, SocketAddrV4};
 
 use dpvs_api::{Forward, Proto, Sched, ServiceKey};
@@ -11,8 +9,8 @@ use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::packet::VecFrame;
 use dpvs_core::packet::tcp::{ACK, PSH, SYN};
 
-use common::rig::*;
-use common::*;
+use dpvs_testkit::lab::*;
+use dpvs_testkit::rig::*;
 
 /// The NAT service of the NAT tests: VIP:81 → RS1:8080.
 fn nat_svc() -> ServiceKey {

@@ -13,12 +13,12 @@ use dpvs_api::{
 };
 
 /// The socket the daemon listens on unless told otherwise.
-pub const DEFAULT_IPC: &str = "/run/dpvs/dpvs.sock";
+pub(crate) const DEFAULT_IPC: &str = "/run/dpvs/dpvs.sock";
 
 /// Control the dpvs load balancer.
 #[derive(Debug, Parser)]
 #[command(name = "dpvs-ctl", version, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The daemon's control socket.
     #[arg(long, value_name = "PATH", env = "DPVS_IPC", default_value = DEFAULT_IPC, global = true)]
     pub ipc: PathBuf,
@@ -31,7 +31,7 @@ pub struct Cli {
 
 /// How lists are printed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Output {
+pub(crate) enum Output {
     /// Aligned text; `service list` in `ipvsadm -ln` layout.
     Table,
     /// Pretty JSON of the daemon's data, for scripts.
@@ -39,7 +39,7 @@ pub enum Output {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Object {
+pub(crate) enum Object {
     /// Virtual services (PROTO:VIP:PORT).
     Service {
         #[command(subcommand)]
@@ -85,7 +85,7 @@ pub enum Object {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ServiceVerb {
+pub(crate) enum ServiceVerb {
     /// Create a service.
     Add {
         /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
@@ -127,7 +127,7 @@ pub enum ServiceVerb {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RsVerb {
+pub(crate) enum RsVerb {
     /// Add a real server.
     Add {
         /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
@@ -165,7 +165,7 @@ pub enum RsVerb {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum LaddrVerb {
+pub(crate) enum LaddrVerb {
     /// Add a local address to a FullNAT service.
     Add {
         /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
@@ -191,7 +191,7 @@ pub enum LaddrVerb {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum AddrVerb {
+pub(crate) enum AddrVerb {
     /// Add an address (ADDR/LEN) on a DPDK port.
     Add {
         #[arg(value_name = "ADDR/LEN")]
@@ -209,7 +209,7 @@ pub enum AddrVerb {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RouteVerb {
+pub(crate) enum RouteVerb {
     /// Add a route to PREFIX/LEN.
     Add {
         #[arg(value_name = "PREFIX/LEN")]
@@ -236,7 +236,7 @@ pub enum RouteVerb {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum NeighVerb {
+pub(crate) enum NeighVerb {
     /// Add a static neighbour entry.
     Add {
         addr: IpAddr,
@@ -255,7 +255,7 @@ pub enum NeighVerb {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum ConnVerb {
+pub(crate) enum ConnVerb {
     /// List connections.
     #[command(visible_alias = "ls")]
     List {
@@ -269,7 +269,7 @@ pub enum ConnVerb {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum LinkVerb {
+pub(crate) enum LinkVerb {
     /// List DPDK ports with their queues, steering and counters.
     #[command(visible_alias = "ls")]
     List,
@@ -277,7 +277,7 @@ pub enum LinkVerb {
 
 /// `ADDR/LEN` where host bits are allowed (an interface address).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Prefix {
+pub(crate) struct Prefix {
     pub addr: IpAddr,
     pub len: u8,
 }
@@ -299,7 +299,7 @@ impl fmt::Display for Prefix {
 /// `PREFIX/LEN` naming a network: host bits must be clear, so a typo such as `10.0.0.1/24`
 /// is caught here rather than silently meaning `10.0.0.0/24`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NetPrefix(pub Prefix);
+pub(crate) struct NetPrefix(pub Prefix);
 
 impl FromStr for NetPrefix {
     type Err = String;
@@ -316,7 +316,7 @@ impl FromStr for NetPrefix {
 
 /// What the command needs from the daemon.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// One request, whose response is printed.
     Call(Request),
     /// `service edit` with a field left out: read the service first, then write it back with
@@ -331,7 +331,7 @@ pub enum Action {
 
 impl Object {
     /// Translates the parsed command into what to ask the daemon.
-    pub fn action(&self) -> Action {
+    pub(crate) fn action(&self) -> Action {
         match self {
             Object::Service { verb } => verb.action(),
             Object::Rs { verb } => Action::Call(verb.request()),

@@ -11,7 +11,7 @@ use crate::cli::Output;
 
 /// What the command asked for, where it changes the layout.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Style {
+pub(crate) struct Style {
     /// `service list --stats`: the `ipvsadm -ln --stats` layout.
     pub stats: bool,
     /// Print counters in full instead of scaling them.
@@ -19,7 +19,7 @@ pub struct Style {
 }
 
 /// Renders a response; empty for [`Response::Done`] (success is silent, like `ipvsadm`).
-pub fn render(resp: &Response, output: Output, style: Style) -> String {
+pub(crate) fn render(resp: &Response, output: Output, style: Style) -> String {
     match output {
         Output::Json => json(resp),
         Output::Table => table_for(resp, style),
@@ -76,7 +76,7 @@ fn service_name(s: &ServiceInfo) -> String {
 }
 
 /// `service list`, laid out as `ipvsadm -ln`.
-pub fn services(list: &[ServiceInfo]) -> String {
+pub(crate) fn services(list: &[ServiceInfo]) -> String {
     let mut out = version_line();
     out.push_str("Prot LocalAddress:Port Scheduler Flags\n");
     out.push_str(&rs_line(
@@ -108,7 +108,7 @@ fn rs_line(addr: &str, fwd: &str, weight: &str, active: &str, inactive: &str) ->
 }
 
 /// `service list --stats`, laid out as `ipvsadm -ln --stats`.
-pub fn services_stats(list: &[ServiceInfo], exact: bool) -> String {
+pub(crate) fn services_stats(list: &[ServiceInfo], exact: bool) -> String {
     let mut out = version_line();
     let head = ["Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"].map(String::from);
     out.push_str(&stats_line("Prot LocalAddress:Port", &head));
@@ -147,7 +147,7 @@ fn counter_cells(c: Option<Counters>, exact: bool) -> [String; 5] {
 /// A counter in at most 8 characters, in the spirit of ipvsadm: exact below 10^8, otherwise
 /// divided by the smallest power of 1000 that leaves at most five digits, with a K/M/G/T/P/E
 /// suffix (`1409M`).
-pub fn scaled(n: u64) -> String {
+pub(crate) fn scaled(n: u64) -> String {
     if n < 100_000_000 {
         return n.to_string();
     }
@@ -200,7 +200,7 @@ fn or_dash<T: ToString>(v: Option<T>) -> String {
 }
 
 /// `laddr list`.
-pub fn laddrs(list: &[LaddrInfo]) -> String {
+pub(crate) fn laddrs(list: &[LaddrInfo]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|l| {
@@ -215,7 +215,7 @@ pub fn laddrs(list: &[LaddrInfo]) -> String {
 }
 
 /// `addr list`.
-pub fn addrs(list: &[AddrInfo]) -> String {
+pub(crate) fn addrs(list: &[AddrInfo]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|a| vec![format!("{}/{}", a.addr, a.prefix_len), a.port.clone()])
@@ -224,7 +224,7 @@ pub fn addrs(list: &[AddrInfo]) -> String {
 }
 
 /// `route list`.
-pub fn routes(list: &[RouteSpec]) -> String {
+pub(crate) fn routes(list: &[RouteSpec]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|r| {
@@ -248,7 +248,7 @@ pub fn routes(list: &[RouteSpec]) -> String {
 }
 
 /// `neigh list`.
-pub fn neighs(list: &[NeighInfo]) -> String {
+pub(crate) fn neighs(list: &[NeighInfo]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|n| {
@@ -273,7 +273,7 @@ pub fn neighs(list: &[NeighInfo]) -> String {
 
 /// `conn list`: the fields of `ipvsadm -lnc` (owner, protocol, expiry, state, the four
 /// endpoints) as a table.
-pub fn conns(list: &[ConnInfo]) -> String {
+pub(crate) fn conns(list: &[ConnInfo]) -> String {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|c| {
@@ -303,7 +303,7 @@ pub fn conns(list: &[ConnInfo]) -> String {
 }
 
 /// `stats`: one row per worker and a total, then drops by reason.
-pub fn stats(s: &StatsInfo) -> String {
+pub(crate) fn stats(s: &StatsInfo) -> String {
     let mut rows: Vec<Vec<String>> = s
         .workers
         .iter()
@@ -383,7 +383,7 @@ fn cycles_per_packet(cycles: u64, pkts: u64) -> String {
 }
 
 /// `link list`: identity and steering, then counters.
-pub fn links(list: &[LinkInfo]) -> String {
+pub(crate) fn links(list: &[LinkInfo]) -> String {
     let ids: Vec<Vec<String>> = list
         .iter()
         .map(|l| {

@@ -5,8 +5,8 @@
 
 use std::time::{Duration, Instant};
 
-use dpvs_core::dpdk::{BURST, Eal, Mbuf, Mempool, Port, PortStats, RxQueue, TxQueue, rdtsc};
 use dpvs_core::packet::Frame;
+use dpvs_dpdk::{BURST, Eal, Mbuf, Mempool, Port, PortStats, RxQueue, TxQueue, rdtsc};
 
 use crate::engine::Engine;
 use crate::probe::{F_MEASURED, OFF_FLAGS, Probe};

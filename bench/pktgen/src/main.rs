@@ -6,8 +6,8 @@ use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use dpvs_core::dpdk::{Eal, PortStats, rdtsc};
 use dpvs_core::packet::MacAddr;
+use dpvs_dpdk::{Eal, PortStats, rdtsc};
 
 use dpvs_pktgen::cli::{Args, Rate};
 use dpvs_pktgen::driver::{Driver, Io, Pace, TxCounters};

@@ -16,7 +16,7 @@
 
 use std::net::Ipv4Addr;
 
-use crate::dpdk::hw::{advise_huge_pages, prefetch};
+use dpvs_dpdk::hw::{advise_huge_pages, prefetch};
 
 /// Direction of a packet relative to its connection.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

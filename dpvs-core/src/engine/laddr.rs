@@ -236,7 +236,10 @@ mod tests {
         let all = PortPool::new(0, 0, 1..=3, 0);
         assert_eq!(all.capacity(), 3);
         assert_eq!(port_owner(77, 0), 0);
-        #[allow(clippy::reversed_empty_ranges)]
+        #[allow(
+            clippy::reversed_empty_ranges,
+            reason = "an empty range is the case under test"
+        )]
         let empty = PortPool::new(0, 1, 5..=4, 7);
         assert_eq!(empty.capacity(), 0);
     }

@@ -637,7 +637,10 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the packet, its parse and its context travel together down the general path"
+    )]
     fn on_l4(
         &mut self,
         ctx: &Ctx<'_>,
@@ -820,7 +823,10 @@ impl<F: Frame> Worker<F> {
         Err(DropReason::LaddrExhausted)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "the packet, its parse and its context travel together down the general path"
+    )]
     fn forward(
         &mut self,
         ctx: &Ctx<'_>,

@@ -4,9 +4,9 @@
 
 use std::net::Ipv4Addr;
 
+use super::Frame;
 use super::checksum::{fill_ipv4_header_checksum20, plain_checksum};
 use super::ether::ETH_HLEN;
-use super::frame::Frame;
 use super::icmp::ICMP_DEST_UNREACH;
 use super::ipv4::{
     DEFAULT_TTL, IP_DF, IPPROTO_ICMP, IPPROTO_IPIP, IPV4_FRAG_OFF, IPV4_HLEN, IPV4_TOTLEN_OFF,

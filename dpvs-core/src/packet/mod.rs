@@ -7,7 +7,6 @@
 pub mod arp;
 pub mod checksum;
 pub mod ether;
-pub mod frame;
 pub mod icmp;
 pub mod ipip;
 pub mod ipv4;
@@ -20,6 +19,6 @@ mod tests;
 #[cfg(test)]
 mod testutil;
 
+pub use dpvs_dpdk::{Frame, VecFrame};
 pub use ether::MacAddr;
-pub use frame::{Frame, VecFrame};
 pub use parse::{ArpInfo, Ipv4Info, L3, L4, Packet, TcpInfo, parse, tcp_flags_valid};

@@ -12,13 +12,13 @@ use super::checksum::fill_ipv4_header_checksum;
 use super::tcp::{ACK, CWR, ECE, FIN, PSH, RST, SYN, URG};
 
 /// The peer's MAC in built frames (the Ethernet source).
-pub const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
+pub(super) const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 /// Our MAC in built frames (the Ethernet destination).
-pub const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
+pub(super) const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 
 /// What an IPv4 test frame carries.
 #[derive(Clone, Debug)]
-pub struct Spec {
+pub(super) struct Spec {
     pub vlan: Option<u16>,
     pub src: SocketAddrV4,
     pub dst: SocketAddrV4,
@@ -63,7 +63,7 @@ fn ip_step(s: &Spec) -> PacketBuilderStep<IpHeaders> {
 }
 
 /// A TCP frame.
-pub fn tcp_frame(s: &Spec, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
+pub(super) fn tcp_frame(s: &Spec, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
     let mut t = TcpHeader::new(s.src.port(), s.dst.port(), seq, 65535);
     t.acknowledgment_number = ack;
     t.fin = flags & FIN != 0;
@@ -85,7 +85,7 @@ pub fn tcp_frame(s: &Spec, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
 }
 
 /// A UDP frame with its checksum.
-pub fn udp_frame(s: &Spec) -> Vec<u8> {
+pub(super) fn udp_frame(s: &Spec) -> Vec<u8> {
     let b = ip_step(s).udp(s.src.port(), s.dst.port());
     let mut v = Vec::with_capacity(b.size(s.payload.len()));
     b.write(&mut v, &s.payload).unwrap();
@@ -93,7 +93,7 @@ pub fn udp_frame(s: &Spec) -> Vec<u8> {
 }
 
 /// A UDP frame sent without a checksum (field 0).
-pub fn udp_frame_no_csum(s: &Spec) -> Vec<u8> {
+pub(super) fn udp_frame_no_csum(s: &Spec) -> Vec<u8> {
     let mut v = udp_frame(s);
     let l4 = l3_off(s) + 20 + s.ip_options.len();
     v[l4 + 6] = 0;
@@ -102,7 +102,7 @@ pub fn udp_frame_no_csum(s: &Spec) -> Vec<u8> {
 }
 
 /// An ICMP echo request frame.
-pub fn icmp_echo_frame(s: &Spec, id: u16, seq: u16) -> Vec<u8> {
+pub(super) fn icmp_echo_frame(s: &Spec, id: u16, seq: u16) -> Vec<u8> {
     let b = ip_step(s).icmpv4_echo_request(id, seq);
     let mut v = Vec::with_capacity(b.size(s.payload.len()));
     b.write(&mut v, &s.payload).unwrap();
@@ -110,7 +110,7 @@ pub fn icmp_echo_frame(s: &Spec, id: u16, seq: u16) -> Vec<u8> {
 }
 
 /// An Ethernet/IPv4 ARP frame from PEER_MAC to broadcast.
-pub fn arp_frame(
+pub(super) fn arp_frame(
     vlan: Option<u16>,
     op: u16,
     sha: [u8; 6],
@@ -141,18 +141,18 @@ pub fn arp_frame(
 }
 
 /// The L3 offset of a frame built from `s`.
-pub fn l3_off(s: &Spec) -> usize {
+pub(super) fn l3_off(s: &Spec) -> usize {
     if s.vlan.is_some() { 18 } else { 14 }
 }
 
 /// Recomputes the IPv4 header checksum after a test edited the header.
-pub fn fix_ip_csum(frame: &mut [u8], l3_off: usize) {
+pub(super) fn fix_ip_csum(frame: &mut [u8], l3_off: usize) {
     let hlen = usize::from(frame[l3_off] & 0x0f) * 4;
     assert!(fill_ipv4_header_checksum(&mut frame[l3_off..l3_off + hlen]));
 }
 
 /// Checks every checksum of an IPv4 frame with etherparse's own computation.
-pub fn oracle_checksums(frame: &[u8]) -> Result<(), String> {
+pub(super) fn oracle_checksums(frame: &[u8]) -> Result<(), String> {
     let h = PacketHeaders::from_ethernet_slice(frame).map_err(|e| format!("etherparse: {e:?}"))?;
     let Some(NetHeaders::Ipv4(ip, _)) = &h.net else {
         return Err("not ipv4".into());

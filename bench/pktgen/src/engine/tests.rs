@@ -7,13 +7,13 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use crossbeam_channel::{bounded, unbounded};
-use dpvs_core::config::Config;
-use dpvs_core::control::state::{ControlState, PortState};
 use dpvs_core::engine::neigh::NeighTable;
 use dpvs_core::engine::snapshot::Snapshot;
 use dpvs_core::engine::stats::Stats;
 use dpvs_core::engine::worker::{Ctx, Output, Worker, WorkerLimits};
 use dpvs_core::packet::{Frame, MacAddr, VecFrame};
+use dpvs_daemon::config::Config;
+use dpvs_daemon::control::state::{ControlState, PortState};
 
 use super::*;
 use crate::check::{Bad, Expect, Net};

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Cache};
 
-use crate::engine::neigh::NeighTable;
-use crate::engine::snapshot::Snapshot;
+use dpvs_core::engine::neigh::NeighTable;
+use dpvs_core::engine::snapshot::Snapshot;
 
 /// One published value and its retire list.
 pub struct Slot<T> {

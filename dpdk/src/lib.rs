@@ -1,8 +1,11 @@
-//! The safe wrapper over DPDK: the only module of `dpvs-core` allowed `unsafe`.
+//! The one safe wrapper over DPDK: with `dpdk-sys`, the only crate of the workspace allowed
+//! `unsafe` (each block says why it is sound).
 //!
-//! [`hw`] holds the two machine primitives the engine itself needs (cache prefetch, huge-page
-//! advice); it needs no EAL and is built without the `dpdk` feature. Everything else here is
-//! the DPDK binding and needs the feature.
+//! Two parts need no EAL and build without the `eal` feature, so the engine (`dpvs-core`)
+//! depends on them without pulling in DPDK: [`frame`], the one abstraction the engine sees a
+//! packet through ([`Frame`], implemented zero-copy by [`Mbuf`] and by the test twin
+//! [`VecFrame`]), and [`hw`], the two machine primitives the engine needs (cache prefetch,
+//! huge-page advice). Everything else is the DPDK binding and needs the feature.
 //!
 //! Ownership model, in brief:
 //! - [`Eal`] is the process-wide EAL, created once on the thread that becomes the main lcore;
@@ -18,42 +21,44 @@
 //!
 //! Burst functions do not allocate, lock, log or make system calls: they fill or drain the
 //! caller's pre-reserved `Vec<Mbuf>` in place.
-#![allow(unsafe_code)]
 
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 mod eal;
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 mod error;
+pub mod frame;
 pub mod hw;
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 mod lcore;
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 mod mbuf;
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 mod mempool;
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 mod port;
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 mod ring;
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 pub mod testing;
 
-#[cfg(feature = "dpdk")]
+pub use frame::{Frame, VecFrame};
+
+#[cfg(feature = "eal")]
 pub use eal::Eal;
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 pub use error::DpdkError;
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 pub use lcore::{Launched, launch, lcore_id, rdtsc};
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 pub use mbuf::Mbuf;
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 pub use mempool::Mempool;
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 pub use port::{Port, PortConfig, PortInfo, PortStats, RxQueue, TxQueue};
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 pub use ring::{Ring, RingConsumer, RingProducer};
 
 /// The burst size the data plane works in: reserve this many slots in the `Vec<Mbuf>` handed
 /// to [`RxQueue::rx_burst`] and [`RingConsumer::dequeue_burst`].
-#[cfg(feature = "dpdk")]
+#[cfg(feature = "eal")]
 pub const BURST: usize = 32;

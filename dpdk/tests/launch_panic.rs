@@ -1,9 +1,9 @@
 //! EAL integration: a panic inside a launched closure is reported by `wait()` as an error
 //! instead of aborting the process, and the lcore can be launched again. One test per file:
 //! EAL initialises once per process.
-#![cfg(feature = "dpdk")]
+#![cfg(feature = "eal")]
 
-use dpvs_core::dpdk::{Eal, Mempool, launch, testing};
+use dpvs_dpdk::{Eal, Mempool, launch, testing};
 
 #[test]
 fn panicking_worker_is_reported_not_fatal() {

@@ -3,13 +3,12 @@
 //! `Worker::housekeeping`; what it transmits is decoded and checked (addresses, ports, MACs,
 //! TTL, full checksum recomputes) and its frames are counted, so that a leak shows.
 
-use super::*;
+use crate::lab::*;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
-use dpvs_core::control::state::ControlState;
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::neigh::NeighTable;
 use dpvs_core::engine::snapshot::Snapshot;
@@ -20,6 +19,7 @@ use dpvs_core::engine::worker::{
 };
 use dpvs_core::packet::tcp::{ACK, FIN, PSH, RST, SYN};
 use dpvs_core::packet::{ArpInfo, Frame, L3, MacAddr, Packet, VecFrame, checksum, parse};
+use dpvs_daemon::control::state::ControlState;
 use etherparse::{
     Icmpv4Header, LinkHeader, NetHeaders, PacketBuilder, PacketHeaders, TcpHeader, TransportHeader,
     UdpHeader,

@@ -3,7 +3,7 @@
 use std::io::IsTerminal;
 
 use clap::Parser;
-use dpvs_core::daemon::{Args, run};
+use dpvs_daemon::daemon::{Args, run};
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();

@@ -112,7 +112,7 @@ pub struct NeighConfig {
 
 /// Connection timeouts per protocol state, in seconds (LVS defaults): the engine's type,
 /// filled from `[timeouts]` keys named `tcp_<state>` and `udp`.
-pub use crate::engine::tcp_state::Timeouts;
+pub use dpvs_core::engine::tcp_state::Timeouts;
 
 /// A virtual service with its real servers.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -4,10 +4,10 @@ use dpvs_api::{LinkInfo, MacAddr as ApiMac};
 
 use crate::config::{Config, PortConfig as PortCfg};
 use crate::control::handler::Dataplane;
-use crate::dpdk::{Eal, Mempool, Port, RxQueue, TxQueue};
+use dpvs_dpdk::{Eal, Mempool, Port, RxQueue, TxQueue};
 
 /// A started port and how its queues are shared.
-pub struct OpenPort {
+pub(super) struct OpenPort {
     pub name: String,
     pub device: String,
     pub port: Port,
@@ -31,7 +31,7 @@ impl OpenPort {
 }
 
 /// A worker's RX queues (port id, queue) and TX queues (port id, queue).
-pub type WorkerQueues = (Vec<(u16, RxQueue)>, Vec<(u16, TxQueue)>);
+pub(super) type WorkerQueues = (Vec<(u16, RxQueue)>, Vec<(u16, TxQueue)>);
 
 /// The device string as DPDK gets it. af_packet offers one queue pair unless asked for more,
 /// and every worker needs a TX queue of its own on every port.
@@ -82,7 +82,7 @@ fn open(
 }
 
 /// Attaches, configures and starts every configured port.
-pub fn open_all(
+pub(super) fn open_all(
     eal: &Eal,
     cfg: &Config,
     workers: usize,
@@ -95,7 +95,7 @@ pub fn open_all(
 }
 
 /// Worker `w`'s queues: RX queue `w` of each port that has one, TX queue `w` of every port.
-pub fn take_queues(ports: &mut [OpenPort], w: usize) -> Result<WorkerQueues, String> {
+pub(super) fn take_queues(ports: &mut [OpenPort], w: usize) -> Result<WorkerQueues, String> {
     let mut rx = Vec::new();
     let mut tx = Vec::new();
     let q = w as u16;
@@ -120,14 +120,14 @@ pub fn take_queues(ports: &mut [OpenPort], w: usize) -> Result<WorkerQueues, Str
 }
 
 /// The data plane as the control plane sees it.
-pub struct DpdkDataplane {
+pub(super) struct DpdkDataplane {
     ports: Vec<OpenPort>,
     pool: &'static Mempool,
     lcores: Vec<u32>,
 }
 
 impl DpdkDataplane {
-    pub fn new(ports: Vec<OpenPort>, pool: &'static Mempool, lcores: Vec<u32>) -> Self {
+    pub(super) fn new(ports: Vec<OpenPort>, pool: &'static Mempool, lcores: Vec<u32>) -> Self {
         DpdkDataplane {
             ports,
             pool,

@@ -1,16 +1,13 @@
 //! The lab the engine and control integration tests build on: two DPDK ports (client side
 //! and real-server side), our addresses, static neighbours, a TCP and a UDP FullNAT service on
-//! one VIP. The worker harness over it is `rig`.
-#![allow(dead_code)]
-
-pub mod rig;
+//! one VIP. The worker harness over it is [`crate::rig`].
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use dpvs_api::{Forward, Proto, Sched, ServiceKey};
-use dpvs_core::control::state::{ControlState, PortState};
 use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::packet::MacAddr;
+use dpvs_daemon::control::state::{ControlState, PortState};
 
 /// Counter slots handed out by the control state (and sized in `Stats`).
 pub const SLOTS: u32 = 64;

@@ -1,10 +1,10 @@
 //! EAL integration: a `net_ring` port loops TX back to RX; bytes written through `Frame` come
 //! back intact and every mbuf returns to its pool. One test per file: EAL initialises once per
 //! process.
-#![cfg(feature = "dpdk")]
+#![cfg(feature = "eal")]
 
-use dpvs_core::dpdk::{BURST, DpdkError, Eal, Mbuf, Mempool, Port, testing};
-use dpvs_core::packet::Frame;
+use dpvs_dpdk::Frame;
+use dpvs_dpdk::{BURST, DpdkError, Eal, Mbuf, Mempool, Port, testing};
 
 #[test]
 fn net_ring_loopback_round_trips_bytes_and_frees_everything() {
@@ -18,7 +18,7 @@ fn net_ring_loopback_round_trips_bytes_and_frees_everything() {
     assert_eq!(eal.main_lcore(), 0);
     assert_eq!(eal.worker_lcores(), vec![1]);
     assert!(eal.tsc_hz() > 0);
-    assert_eq!(dpvs_core::dpdk::lcore_id(), Some(0));
+    assert_eq!(dpvs_dpdk::lcore_id(), Some(0));
 
     let pool = Mempool::create(&eal, "loop_pool", 1023, 32, None).expect("pool");
     let idle = pool.in_use();

@@ -1,10 +1,10 @@
 //! EAL integration: what a TX queue or a ring refuses stays owned by the caller, in order; the
 //! rest is freed exactly once, and the pool ends where it started. One test per file: EAL
 //! initialises once per process.
-#![cfg(feature = "dpdk")]
+#![cfg(feature = "eal")]
 
-use dpvs_core::dpdk::{BURST, Eal, Mbuf, Mempool, Port, Ring, testing};
-use dpvs_core::packet::Frame;
+use dpvs_dpdk::Frame;
+use dpvs_dpdk::{BURST, Eal, Mbuf, Mempool, Port, Ring, testing};
 
 const N: u32 = 1500;
 

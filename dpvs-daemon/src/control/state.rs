@@ -8,12 +8,12 @@ use dpvs_api::{Forward, Sched, ServiceKey};
 use hashbrown::HashMap;
 
 use crate::config::Config;
-use crate::engine::neigh::{NeighEntry, NeighTable};
-use crate::engine::route::{Route, RouteTable};
-use crate::engine::sched::Schedule;
-use crate::engine::snapshot::{LocalAddr, PortConf, RealServer, Service, Snapshot};
-use crate::engine::tcp_state::Timeouts;
-use crate::packet::ether::MacAddr;
+use dpvs_core::engine::neigh::{NeighEntry, NeighTable};
+use dpvs_core::engine::route::{Route, RouteTable};
+use dpvs_core::engine::sched::Schedule;
+use dpvs_core::engine::snapshot::{LocalAddr, PortConf, RealServer, Service, Snapshot};
+use dpvs_core::engine::tcp_state::Timeouts;
+use dpvs_core::packet::ether::MacAddr;
 
 /// A port known to the control plane.
 #[derive(Clone, Debug)]

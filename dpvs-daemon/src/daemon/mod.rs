@@ -18,11 +18,11 @@ use crate::control::handler::{Control, Detached};
 use crate::control::publish::Publisher;
 use crate::control::server::{self, lock};
 use crate::control::state::{ControlState, PortState};
-use crate::dpdk::{Eal, Launched, Mempool, Ring, RingConsumer, RingProducer, launch};
-use crate::engine::stats::Stats;
-use crate::engine::worker::{Command, Event, Worker, WorkerLimits};
-use crate::packet::MacAddr;
 use claim::Claims;
+use dpvs_core::engine::stats::Stats;
+use dpvs_core::engine::worker::{Command, Event, Worker, WorkerLimits};
+use dpvs_core::packet::MacAddr;
+use dpvs_dpdk::{Eal, Launched, Mempool, Ring, RingConsumer, RingProducer, launch};
 
 pub use lcore::BURST;
 use lcore::{Lcore, RxPort, TxPorts};
@@ -240,7 +240,10 @@ fn build_control(
     ))
 }
 
-#[allow(clippy::too_many_arguments)]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "everything a worker lcore is built from, once at start-up"
+)]
 fn launch_workers(
     eal: &Eal,
     cfg: &Config,

@@ -4,11 +4,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::control::publish::Readers;
-use crate::dpdk::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, rdtsc};
-use crate::drop::DropReason;
-use crate::engine::stats::Stats;
-use crate::engine::worker::{Ctx, Output, Worker, steer};
-use crate::packet::Frame;
+use dpvs_core::drop::DropReason;
+use dpvs_core::engine::stats::Stats;
+use dpvs_core::engine::worker::{Ctx, Output, Worker, steer};
+use dpvs_core::packet::Frame;
+use dpvs_dpdk::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, rdtsc};
 
 /// Packets per RX burst and per TX flush.
 pub const BURST: usize = 32;
@@ -52,13 +52,13 @@ impl SweepPacer {
 }
 
 /// The RX queue a worker polls on one port.
-pub struct RxPort {
+pub(super) struct RxPort {
     pub port: u16,
     pub queue: RxQueue,
 }
 
 /// Per-port TX buffers of one worker; also its mbuf allocator.
-pub struct TxPorts {
+pub(super) struct TxPorts {
     /// Indexed by DPDK port id; `None` for ports this worker does not send on.
     queues: Vec<Option<(TxQueue, Vec<Mbuf>)>>,
     pool: &'static Mempool,
@@ -67,7 +67,7 @@ pub struct TxPorts {
 }
 
 impl TxPorts {
-    pub fn new(
+    pub(super) fn new(
         queues: Vec<(u16, TxQueue)>,
         pool: &'static Mempool,
         stats: Arc<Stats>,
@@ -107,7 +107,7 @@ impl TxPorts {
     }
 
     /// Sends everything buffered.
-    pub fn flush(&mut self) {
+    pub(super) fn flush(&mut self) {
         for p in 0..self.queues.len() {
             self.flush_port(p);
         }
@@ -136,7 +136,7 @@ impl Output<Mbuf> for TxPorts {
 }
 
 /// Everything a worker lcore owns.
-pub struct Lcore {
+pub(super) struct Lcore {
     pub worker: Worker<Mbuf>,
     pub workers: u16,
     pub rx: Vec<RxPort>,
@@ -155,7 +155,7 @@ pub struct Lcore {
 
 impl Lcore {
     /// Runs until `stop` is set.
-    pub fn run(mut self) -> i32 {
+    pub(super) fn run(mut self) -> i32 {
         let me = self.worker.id();
         let w = usize::from(me);
         let mut rx_buf: Vec<Mbuf> = Vec::with_capacity(BURST);

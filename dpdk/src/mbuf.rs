@@ -2,7 +2,7 @@
 
 use std::ptr::NonNull;
 
-use crate::packet::Frame;
+use crate::frame::Frame;
 
 /// One packet buffer, owned: freed back to its pool on drop.
 ///

@@ -3,8 +3,6 @@
 //! worker's connections, and the Unix control socket (`control::server::serve`) driven by
 //! `dpvs_api::Client` and by raw lines.
 
-mod common;
-
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::unix::fs::PermissionsExt;
@@ -15,22 +13,22 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::*;
 use crossbeam_channel::{bounded, unbounded};
 use dpvs_api::{
     Client, Counters, Forward, MAX_REQUEST_BYTES, MacAddr as ApiMac, NeighKind, Request,
     RequestEnvelope, Response, RouteSpec, RsSpec, Sched, ServiceInfo, ServiceKey, ServiceSpec,
     decode_response, encode_request,
 };
-use dpvs_core::control::handler::{Control, Detached};
-use dpvs_core::control::publish::{Publisher, Readers};
-use dpvs_core::control::server::{Limits, serve, serve_with};
-use dpvs_core::control::state::ControlState;
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::stats::Stats;
 use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::engine::worker::{Ctx, Event, Output, Worker, WorkerLimits};
 use dpvs_core::packet::VecFrame;
+use dpvs_daemon::control::handler::{Control, Detached};
+use dpvs_daemon::control::publish::{Publisher, Readers};
+use dpvs_daemon::control::server::{Limits, serve, serve_with};
+use dpvs_daemon::control::state::ControlState;
+use dpvs_testkit::lab::*;
 
 const WORKERS: usize = 2;
 
@@ -1092,7 +1090,7 @@ fn socket_serves_and_survives_bad_input() {
         .call(Request::ServiceAdd(spec(udp_svc(), Sched::Wrr)))
         .unwrap();
     assert_eq!(
-        dpvs_core::control::server::lock(&control)
+        dpvs_daemon::control::server::lock(&control)
             .state
             .services
             .len(),
@@ -1309,7 +1307,7 @@ fn addresses_that_cannot_work_are_refused() {
         [[service.rs]]
         addr = "10.0.0.100:80"
     "#;
-    let cfg = dpvs_core::config::Config::from_toml_str(toml).expect("valid as a file");
+    let cfg = dpvs_daemon::config::Config::from_toml_str(toml).expect("valid as a file");
     let e = ControlState::check_config(&cfg, SLOTS).unwrap_err();
     assert!(
         e.starts_with("service[0].rs[0]: real server 10.0.0.100:80: 10.0.0.100 is the VIP"),

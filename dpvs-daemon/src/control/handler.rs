@@ -13,9 +13,9 @@ use dpvs_api::{
 
 use crate::control::publish::Publisher;
 use crate::control::state::{ControlState, Flush};
-use crate::drop::DropReason;
-use crate::engine::stats::{SlotTotals, Stats};
-use crate::engine::worker::{Command, ConnView, Event};
+use dpvs_core::drop::DropReason;
+use dpvs_core::engine::stats::{SlotTotals, Stats};
+use dpvs_core::engine::worker::{Command, ConnView, Event};
 
 /// How long the control plane waits for a worker to answer a command.
 const WORKER_REPLY_TIMEOUT: Duration = Duration::from_secs(5);

@@ -28,7 +28,7 @@ const DESC_RANGE: RangeInclusive<i64> = 64..=32768;
 /// Highest CPU id accepted in `workers.cpus` (DPDK's default RTE_MAX_LCORE is 128).
 const MAX_CPU: i64 = 1023;
 /// Longest accepted timeout, in seconds: what a connection deadline can hold (about 23 days).
-const MAX_TIMEOUT: i64 = crate::engine::worker::MAX_TIMEOUT_S as i64;
+const MAX_TIMEOUT: i64 = dpvs_core::engine::worker::MAX_TIMEOUT_S as i64;
 /// Largest connection table per worker (2^28 entries is already many GiB).
 const MAX_CONNS: i64 = 1 << 28;
 

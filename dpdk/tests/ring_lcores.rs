@@ -1,10 +1,10 @@
 //! EAL integration: mbufs cross from the main lcore to a worker lcore through an SPSC ring; the
 //! worker checks their order and transmits them on a `net_null` port whose TX queue was moved
 //! to it. One test per file: EAL initialises once per process.
-#![cfg(feature = "dpdk")]
+#![cfg(feature = "eal")]
 
-use dpvs_core::dpdk::{BURST, Eal, Mbuf, Mempool, Port, Ring, launch, lcore_id, testing};
-use dpvs_core::packet::Frame;
+use dpvs_dpdk::Frame;
+use dpvs_dpdk::{BURST, Eal, Mbuf, Mempool, Port, Ring, launch, lcore_id, testing};
 
 const TOTAL: u32 = 20_000;
 
