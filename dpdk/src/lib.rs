@@ -58,7 +58,8 @@ pub use port::{Port, PortConfig, PortInfo, PortStats, RxQueue, TxQueue};
 #[cfg(feature = "eal")]
 pub use ring::{Ring, RingConsumer, RingProducer};
 
-/// The burst size the data plane works in: reserve this many slots in the `Vec<Mbuf>` handed
-/// to [`RxQueue::rx_burst`] and [`RingConsumer::dequeue_burst`].
-#[cfg(feature = "eal")]
+/// The burst size of the whole data plane: packets received, classified and prefetched, and
+/// transmitted at once. Reserve this many slots in the `Vec<Mbuf>` handed to
+/// `RxQueue::rx_burst` and `RingConsumer::dequeue_burst`; the engine takes longer bursts in
+/// pieces of this size.
 pub const BURST: usize = 32;

@@ -19,7 +19,7 @@ mod common;
 use std::alloc::System;
 use std::time::Instant;
 
-use common::{Bench, PROTO_TCP, Setup, table_conn};
+use common::{Bench, IpProto, Setup, table_conn};
 use dpvs_core::engine::conn::ConnTable;
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -103,7 +103,7 @@ fn worker(n: usize) -> Measure {
     });
     let built = region.change_and_reset();
     let start = Instant::now();
-    b.open(PROTO_TCP, 0, n as u32);
+    b.open(IpProto::TCP, 0, n as u32);
     let secs = start.elapsed().as_secs_f64();
     let filling = region.change();
     b.assert_all_sent(2 * n as u64);

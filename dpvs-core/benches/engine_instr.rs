@@ -12,8 +12,8 @@ mod common;
 use std::hint::black_box;
 
 use common::{
-    BATCH, Bench, Kind, PROTO_TCP, PROTO_UDP, Setup, TableFixture, Templates, lookup_all,
-    lookup_baseline, sample, shuffled, table_fixture, templates,
+    BATCH, Bench, IpProto, Kind, Setup, TableFixture, Templates, lookup_all, lookup_baseline,
+    sample, shuffled, table_fixture, templates,
 };
 use dpvs_api::Forward;
 use gungraun::prelude::*;
@@ -42,7 +42,7 @@ fn state(bench: Bench, t: Templates) -> State {
 /// before the measured run, so each flow has been seen, as its next-hop cache entry and its
 /// connection would be on a real link. With 1M flows it is not warmed up: each packet is the
 /// first of its flow in a while, out of every cache, as at that scale on a real link.
-fn hit(proto: u8, kind: Kind, flows: u32) -> State {
+fn hit(proto: IpProto, kind: Kind, flows: u32) -> State {
     let mut b = Bench::new(Setup::for_flows(flows as usize));
     b.open(proto, 0, flows);
     let steady = flows as usize == BATCH;
@@ -61,9 +61,9 @@ fn hit(proto: u8, kind: Kind, flows: u32) -> State {
 /// `open` connections already established, and a batch of `BATCH` SYNs from new flows.
 fn new_conn(open: u32) -> State {
     let mut b = Bench::new(Setup::for_flows(open as usize + 2 * BATCH));
-    b.open(PROTO_TCP, 0, open);
+    b.open(IpProto::TCP, 0, open);
     // One connection of warm-up: the worker picks its scheduler start on the first one.
-    b.open(PROTO_TCP, open, 1);
+    b.open(IpProto::TCP, open, 1);
     let flows: Vec<u32> = (open + 1..open + 1 + BATCH as u32).collect();
     let t = templates(&b, Kind::Syn, &flows);
     state(b, t)
@@ -84,11 +84,11 @@ fn run(mut s: State) -> State {
 }
 
 #[library_benchmark(teardown = check)]
-#[bench::tcp_in_1k(args = (PROTO_TCP, Kind::TcpIn, BATCH as u32), setup = hit)]
-#[bench::tcp_in_1m(args = (PROTO_TCP, Kind::TcpIn, 1 << 20), setup = hit)]
-#[bench::tcp_out_1k(args = (PROTO_TCP, Kind::TcpOut, BATCH as u32), setup = hit)]
-#[bench::tcp_out_1m(args = (PROTO_TCP, Kind::TcpOut, 1 << 20), setup = hit)]
-#[bench::udp_in_1k(args = (PROTO_UDP, Kind::UdpIn, BATCH as u32), setup = hit)]
+#[bench::tcp_in_1k(args = (IpProto::TCP, Kind::TcpIn, BATCH as u32), setup = hit)]
+#[bench::tcp_in_1m(args = (IpProto::TCP, Kind::TcpIn, 1 << 20), setup = hit)]
+#[bench::tcp_out_1k(args = (IpProto::TCP, Kind::TcpOut, BATCH as u32), setup = hit)]
+#[bench::tcp_out_1m(args = (IpProto::TCP, Kind::TcpOut, 1 << 20), setup = hit)]
+#[bench::udp_in_1k(args = (IpProto::UDP, Kind::UdpIn, BATCH as u32), setup = hit)]
 fn fullnat_hit(s: State) -> State {
     black_box(run(s))
 }
@@ -99,7 +99,7 @@ fn mode_state(forward: Forward) -> State {
         tcp_forward: forward,
         ..Setup::for_flows(BATCH)
     });
-    b.open(PROTO_TCP, 0, BATCH as u32);
+    b.open(IpProto::TCP, 0, BATCH as u32);
     let t = templates(&b, Kind::TcpIn, &shuffled(BATCH as u32, 7));
     b.run(&t, 0, BATCH);
     state(b, t)
@@ -116,7 +116,7 @@ fn mode_hit(s: State) -> State {
 
 // The same 1K-flow batch handed to `Worker::process` one packet at a time (no burst staging).
 #[library_benchmark(teardown = check)]
-#[bench::tcp_in_1k(args = (PROTO_TCP, Kind::TcpIn, BATCH as u32), setup = hit)]
+#[bench::tcp_in_1k(args = (IpProto::TCP, Kind::TcpIn, BATCH as u32), setup = hit)]
 fn fullnat_one_by_one(mut s: State) -> State {
     s.bench.run_one_by_one(&s.t, 0, BATCH);
     black_box(s)
@@ -131,7 +131,7 @@ fn new_tcp_conn(s: State) -> State {
 
 // The harness alone, for data segments (60-byte frames) and SYNs (54-byte frames).
 #[library_benchmark]
-#[bench::data(args = (PROTO_TCP, Kind::TcpIn, BATCH as u32), setup = hit)]
+#[bench::data(args = (IpProto::TCP, Kind::TcpIn, BATCH as u32), setup = hit)]
 #[bench::syn(args = (0), setup = new_conn)]
 fn harness_baseline(mut s: State) -> State {
     s.bench.run_baseline(&s.t, 0, BATCH);

@@ -15,8 +15,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{
-    BATCH, Bench, Kind, PROTO_TCP, PROTO_UDP, Setup, Templates, lookup_all, lookup_all_burst,
-    lookup_baseline, shuffled, table_fixture, templates,
+    BATCH, Bench, IpProto, Kind, Setup, Templates, lookup_all, lookup_all_burst, lookup_baseline,
+    shuffled, table_fixture, templates,
 };
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use dpvs_api::Forward;
@@ -32,7 +32,7 @@ struct State {
 
 /// `flows` established connections of `proto`, and templates of `kind` for all of them in
 /// random order.
-fn hit(proto: u8, kind: Kind, flows: u32) -> State {
+fn hit(proto: IpProto, kind: Kind, flows: u32) -> State {
     let mut b = Bench::new(Setup::for_flows(flows as usize));
     b.open(proto, 0, flows);
     let t = templates(&b, kind, &shuffled(flows, 7));
@@ -60,12 +60,12 @@ fn bench_batches(s: &mut State, iters: u64, feed: Feed) -> Duration {
 fn fullnat_hit(c: &mut Criterion) {
     let mut g = c.benchmark_group("fullnat_hit");
     g.throughput(Throughput::Elements(BATCH as u64));
-    let cases: [(&str, u8, Kind, u32); 5] = [
-        ("tcp_in_1k", PROTO_TCP, Kind::TcpIn, BATCH as u32),
-        ("tcp_in_1m", PROTO_TCP, Kind::TcpIn, 1 << 20),
-        ("tcp_out_1k", PROTO_TCP, Kind::TcpOut, BATCH as u32),
-        ("tcp_out_1m", PROTO_TCP, Kind::TcpOut, 1 << 20),
-        ("udp_in_1k", PROTO_UDP, Kind::UdpIn, BATCH as u32),
+    let cases: [(&str, IpProto, Kind, u32); 5] = [
+        ("tcp_in_1k", IpProto::TCP, Kind::TcpIn, BATCH as u32),
+        ("tcp_in_1m", IpProto::TCP, Kind::TcpIn, 1 << 20),
+        ("tcp_out_1k", IpProto::TCP, Kind::TcpOut, BATCH as u32),
+        ("tcp_out_1m", IpProto::TCP, Kind::TcpOut, 1 << 20),
+        ("udp_in_1k", IpProto::UDP, Kind::UdpIn, BATCH as u32),
     ];
     for (name, proto, kind, flows) in cases {
         let mut st: Option<State> = None;
@@ -76,7 +76,7 @@ fn fullnat_hit(c: &mut Criterion) {
     }
     let mut st: Option<State> = None;
     g.bench_function("harness_baseline", |b| {
-        let s = st.get_or_insert_with(|| hit(PROTO_TCP, Kind::TcpIn, BATCH as u32));
+        let s = st.get_or_insert_with(|| hit(IpProto::TCP, Kind::TcpIn, BATCH as u32));
         b.iter_custom(|iters| {
             let start = Instant::now();
             for _ in 0..iters {
@@ -101,7 +101,7 @@ fn fullnat_hit(c: &mut Criterion) {
                     tcp_forward: forward,
                     ..Setup::for_flows(BATCH)
                 });
-                b.open(PROTO_TCP, 0, BATCH as u32);
+                b.open(IpProto::TCP, 0, BATCH as u32);
                 let t = templates(&b, Kind::TcpIn, &shuffled(BATCH as u32, 7));
                 State {
                     bench: b,
@@ -119,7 +119,7 @@ fn fullnat_hit(c: &mut Criterion) {
     for (name, flows) in [("tcp_in_1k", BATCH as u32), ("tcp_in_1m", 1 << 20)] {
         let mut st: Option<State> = None;
         g.bench_function(name, |b| {
-            let s = st.get_or_insert_with(|| hit(PROTO_TCP, Kind::TcpIn, flows));
+            let s = st.get_or_insert_with(|| hit(IpProto::TCP, Kind::TcpIn, flows));
             b.iter_custom(|iters| bench_batches(s, iters, Bench::run_one_by_one));
         });
     }
@@ -140,7 +140,7 @@ fn new_conn(open: u32, capacity: Option<usize>) -> State {
         conns: capacity.unwrap_or(s.conns),
         ..s
     });
-    b.open(PROTO_TCP, 0, open);
+    b.open(IpProto::TCP, 0, open);
     let flows: Vec<u32> = (open..open + BATCH as u32).collect();
     let t = templates(&b, Kind::Syn, &flows);
     State {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, unbounded};
+use crossbeam_channel::{Receiver, unbounded};
 use dpvs_api::{
     Client, Counters, Forward, MAX_REQUEST_BYTES, MacAddr as ApiMac, NeighKind, Request,
     RequestEnvelope, Response, RouteSpec, RsSpec, Sched, ServiceInfo, ServiceKey, ServiceSpec,
@@ -22,8 +22,9 @@ use dpvs_api::{
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::stats::Stats;
 use dpvs_core::engine::tcp_state::Timeouts;
-use dpvs_core::engine::worker::{Ctx, Event, Output, Worker, WorkerLimits};
+use dpvs_core::engine::worker::{Command, Ctx, Event, Output, Worker, WorkerLimits};
 use dpvs_core::packet::VecFrame;
+use dpvs_core::packet::ipv4::IpProto;
 use dpvs_daemon::control::handler::{Control, Detached};
 use dpvs_daemon::control::publish::{Publisher, Readers};
 use dpvs_daemon::control::server::{Limits, serve, serve_with};
@@ -131,7 +132,10 @@ fn service_add_edit_del() {
     );
     let snap = c.publisher.snapshot.load();
     assert!(snap.generation > gen0, "a change publishes a new snapshot");
-    assert!(snap.service(6, VIP, VPORT_TCP).is_some(), "published");
+    assert!(
+        snap.service(IpProto::TCP, VIP, VPORT_TCP).is_some(),
+        "published"
+    );
 
     refused(
         &mut c,
@@ -187,7 +191,7 @@ fn service_add_edit_del() {
         c.publisher
             .snapshot
             .load()
-            .service(6, VIP, VPORT_TCP)
+            .service(IpProto::TCP, VIP, VPORT_TCP)
             .is_none(),
         "unpublished"
     );
@@ -222,7 +226,7 @@ fn real_server_add_edit_del() {
     assert!(rs[0].stats.is_none());
     assert_eq!(list[0].laddrs, vec![IpAddr::V4(LADDR)]);
     let snap = c.publisher.snapshot.load();
-    let svc = snap.service(6, VIP, VPORT_TCP).unwrap();
+    let svc = snap.service(IpProto::TCP, VIP, VPORT_TCP).unwrap();
     assert_eq!((svc.rs.len(), svc.schedule.cycle_len()), (2, 2));
     assert_eq!(svc.laddrs, vec![LADDR]);
 
@@ -319,7 +323,7 @@ fn real_server_add_edit_del() {
     );
     assert_eq!(services(&mut c, false)[0].rs[0].weight, 0);
     let snap = c.publisher.snapshot.load();
-    let svc = snap.service(6, VIP, VPORT_TCP).unwrap();
+    let svc = snap.service(IpProto::TCP, VIP, VPORT_TCP).unwrap();
     assert_eq!(svc.schedule.table(), &[1], "only RS2 scheduled");
     refused(
         &mut c,
@@ -339,7 +343,10 @@ fn real_server_add_edit_del() {
     assert_eq!(list[0].rs.len(), 1);
     assert_eq!(list[0].rs[0].addr, sa(RS2, RPORT_TCP));
     let snap = c.publisher.snapshot.load();
-    assert_eq!(snap.service(6, VIP, VPORT_TCP).unwrap().rs.len(), 1);
+    assert_eq!(
+        snap.service(IpProto::TCP, VIP, VPORT_TCP).unwrap().rs.len(),
+        1
+    );
     refused(&mut c, del(RS1), &["no real server 192.168.10.11:8080"]);
 }
 
@@ -803,7 +810,13 @@ struct WorkerThread {
 }
 
 impl WorkerThread {
-    fn spawn(mut worker: Worker<VecFrame>, mut readers: Readers) -> Self {
+    /// Runs `worker` as the daemon's lcore loop would between bursts: housekeeping, then the
+    /// commands on `commands`.
+    fn spawn(
+        mut worker: Worker<VecFrame>,
+        commands: Receiver<Command>,
+        mut readers: Readers,
+    ) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let flag = Arc::clone(&stop);
         let handle = thread::spawn(move || {
@@ -816,6 +829,9 @@ impl WorkerThread {
                     now_ms: 5_000,
                 };
                 worker.housekeeping(&ctx, 64, &mut out);
+                while let Ok(cmd) = commands.try_recv() {
+                    worker.serve(&ctx, cmd);
+                }
                 out.0.clear();
                 thread::yield_now();
             }
@@ -840,7 +856,6 @@ impl Drop for WorkerThread {
 fn deletions_cut_the_connections_of_a_running_worker() {
     let mut c = control_from(lab_state(Timeouts::default(), &[RS1, RS2]));
     let (cmd_tx, cmd_rx) = unbounded();
-    let (ev_tx, _ev_rx) = bounded(16);
     let mut worker: Worker<VecFrame> = Worker::new(
         0,
         1,
@@ -851,8 +866,6 @@ fn deletions_cut_the_connections_of_a_running_worker() {
         },
         0,
         Arc::clone(&c.stats),
-        ev_tx,
-        cmd_rx,
     );
     // Four connections, two per real server.
     {
@@ -871,7 +884,7 @@ fn deletions_cut_the_connections_of_a_running_worker() {
         assert_eq!(out.0.len(), 4, "four SYNs forwarded");
     }
     c.commands.push(cmd_tx);
-    let _w = WorkerThread::spawn(worker, c.publisher.readers());
+    let _w = WorkerThread::spawn(worker, cmd_rx, c.publisher.readers());
 
     let conns = |c: &mut Control, service: Option<ServiceKey>| match ok(
         c,

@@ -6,5 +6,6 @@
 //! std types here: the crate links the non-test build of `dpvs-core`, whose types differ from
 //! those of the crate under test.
 
+pub mod frames;
 pub mod lab;
 pub mod rig;

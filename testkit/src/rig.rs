@@ -3,6 +3,7 @@
 //! `Worker::housekeeping`; what it transmits is decoded and checked (addresses, ports, MACs,
 //! TTL, full checksum recomputes) and its frames are counted, so that a leak shows.
 
+use crate::frames::{self, Spec};
 use crate::lab::*;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
@@ -17,19 +18,18 @@ use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::engine::worker::{
     self, Command, ConnView, Ctx, Event, Output, Worker, WorkerLimits,
 };
-use dpvs_core::packet::tcp::{ACK, FIN, PSH, RST, SYN};
+use dpvs_core::packet::ipv4::IpProto;
+use dpvs_core::packet::tcp::{ACK, SYN};
 use dpvs_core::packet::{ArpInfo, Frame, L3, MacAddr, Packet, VecFrame, checksum, parse};
 use dpvs_daemon::control::state::ControlState;
 use etherparse::{
-    Icmpv4Header, LinkHeader, NetHeaders, PacketBuilder, PacketHeaders, TcpHeader, TransportHeader,
-    UdpHeader,
+    Icmpv4Header, LinkHeader, NetHeaders, PacketHeaders, TcpHeader, TransportHeader, UdpHeader,
 };
 
 pub const WORKERS: u16 = 2;
 /// The worker under test; it allocates odd local ports.
 pub const ME: u16 = 1;
-pub const ARP_REQUEST: u16 = 1;
-pub const ARP_REPLY: u16 = 2;
+pub use crate::frames::{ARP_REPLY, ARP_REQUEST};
 
 // ---------------------------------------------------------------------------------------------
 // Frames and the harness
@@ -106,15 +106,16 @@ impl<F: MakeFrame> Output<F> for Out<F> {
 }
 
 /// A worker with the control state it was configured from, the published snapshot and
-/// neighbour table, and the engine clock.
+/// neighbour table, and the engine clock; its commands are served by [`Rig::housekeeping`],
+/// as the daemon's lcore loop serves them between bursts.
 pub struct Rig<F> {
     pub state: ControlState,
     pub snap: Snapshot,
     pub neigh: NeighTable,
     pub worker: Worker<F>,
     pub stats: Arc<Stats>,
-    pub events: Receiver<Event>,
     pub commands: Sender<Command>,
+    commands_rx: Receiver<Command>,
     pub out: Out<F>,
     pub now: u64,
     pub live: Arc<AtomicUsize>,
@@ -133,17 +134,8 @@ impl<F: MakeFrame> Rig<F> {
         let snap = state.snapshot();
         let neigh = state.neigh_table();
         let stats = Arc::new(Stats::new(usize::from(WORKERS), SLOTS as usize));
-        let (events_tx, events) = bounded(1024);
         let (commands, commands_rx) = unbounded();
-        let worker = Worker::new(
-            ME,
-            WORKERS,
-            limits,
-            0,
-            Arc::clone(&stats),
-            events_tx,
-            commands_rx,
-        );
+        let worker = Worker::new(ME, WORKERS, limits, 0, Arc::clone(&stats));
         let live = Arc::new(AtomicUsize::new(0));
         let mut rig = Rig {
             state,
@@ -151,8 +143,8 @@ impl<F: MakeFrame> Rig<F> {
             neigh,
             worker,
             stats,
-            events,
             commands,
+            commands_rx,
             out: Out {
                 sent: Vec::new(),
                 live: Arc::clone(&live),
@@ -205,7 +197,8 @@ impl<F: MakeFrame> Rig<F> {
         rx.try_recv().expect("ListConns answered by housekeeping")
     }
 
-    /// Runs housekeeping with a budget that sweeps the whole table.
+    /// Runs housekeeping with a budget that sweeps the whole table, then serves the commands
+    /// sent on [`Rig::commands`].
     pub fn housekeeping(&mut self) -> Vec<(u16, F)> {
         let ctx = Ctx {
             snap: &self.snap,
@@ -213,6 +206,9 @@ impl<F: MakeFrame> Rig<F> {
             now_ms: self.now,
         };
         self.worker.housekeeping(&ctx, usize::MAX, &mut self.out);
+        while let Ok(cmd) = self.commands_rx.try_recv() {
+            self.worker.serve(&ctx, cmd);
+        }
         std::mem::take(&mut self.out.sent)
     }
 
@@ -239,8 +235,9 @@ impl<F: MakeFrame> Rig<F> {
         self.counters().drops.iter().map(|c| c.get()).sum()
     }
 
-    pub fn events(&self) -> Vec<Event> {
-        self.events.try_iter().collect()
+    /// The events the worker has not yet handed over.
+    pub fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.worker.poll_event()).collect()
     }
 }
 
@@ -251,6 +248,7 @@ impl Rig<VecFrame> {
     }
 }
 
+/// A TCP frame between the lab MACs `macs` (source, destination), checksums valid.
 pub fn tcp_frame(
     macs: (MacAddr, MacAddr),
     src: SocketAddrV4,
@@ -259,65 +257,49 @@ pub fn tcp_frame(
     (seq, ack): (u32, u32),
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut t = TcpHeader::new(src.port(), dst.port(), seq, 64240);
-    t.acknowledgment_number = ack;
-    t.fin = flags & FIN != 0;
-    t.syn = flags & SYN != 0;
-    t.rst = flags & RST != 0;
-    t.psh = flags & PSH != 0;
-    t.ack = flags & ACK != 0;
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(macs.0.0, macs.1.0)
-        .ipv4(src.ip().octets(), dst.ip().octets(), 64)
-        .tcp_header(t)
-        .write(&mut v, payload)
-        .expect("build tcp frame");
-    v
+    let s = Spec {
+        window: 64240,
+        ..Spec::between((macs.0.0, macs.1.0), src, dst).with_payload(payload)
+    };
+    frames::tcp_frame(&s, flags, seq, ack)
 }
 
+/// A UDP frame between the lab MACs `macs` (source, destination), checksum valid.
 pub fn udp_frame(
     macs: (MacAddr, MacAddr),
     src: SocketAddrV4,
     dst: SocketAddrV4,
     payload: &[u8],
 ) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(macs.0.0, macs.1.0)
-        .ipv4(src.ip().octets(), dst.ip().octets(), 64)
-        .udp(src.port(), dst.port())
-        .write(&mut v, payload)
-        .expect("build udp frame");
-    v
+    frames::udp_frame(&Spec::between((macs.0.0, macs.1.0), src, dst).with_payload(payload))
 }
 
+/// An ICMP echo request from the client's side.
 pub fn icmp_echo(src: Ipv4Addr, dst: Ipv4Addr, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
-    let mut v = Vec::new();
-    PacketBuilder::ethernet2(CLIENT_MAC.0, MAC0.0)
-        .ipv4(src.octets(), dst.octets(), 64)
-        .icmpv4_echo_request(id, seq)
-        .write(&mut v, payload)
-        .expect("build icmp frame");
-    v
+    let (src, dst) = (SocketAddrV4::new(src, 0), SocketAddrV4::new(dst, 0));
+    let s = Spec::between((CLIENT_MAC.0, MAC0.0), src, dst).with_payload(payload);
+    frames::icmp_echo_frame(&s, id, seq)
 }
 
-/// An Ethernet/IPv4 ARP frame, zero padded to 60 bytes.
+/// An Ethernet/IPv4 ARP frame to `eth_dst` (also the target hardware address of a reply),
+/// zero padded to 60 bytes.
 pub fn arp_frame(eth_dst: MacAddr, op: u16, sha: MacAddr, spa: Ipv4Addr, tpa: Ipv4Addr) -> Vec<u8> {
     let tha = if op == ARP_REQUEST {
         MacAddr::ZERO
     } else {
         eth_dst
     };
-    let mut v = Vec::with_capacity(60);
-    v.extend_from_slice(&eth_dst.0);
-    v.extend_from_slice(&sha.0);
-    v.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4]);
-    v.extend_from_slice(&op.to_be_bytes());
-    v.extend_from_slice(&sha.0);
-    v.extend_from_slice(&spa.octets());
-    v.extend_from_slice(&tha.0);
-    v.extend_from_slice(&tpa.octets());
-    v.resize(60, 0);
-    v
+    let a = frames::Arp {
+        eth_src: sha.0,
+        eth_dst: eth_dst.0,
+        vlan: None,
+        op,
+        sha: sha.0,
+        spa,
+        tha: tha.0,
+        tpa,
+    };
+    frames::arp(&a, true)
 }
 
 pub fn client_tcp(cport: u16, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> Vec<u8> {
@@ -414,7 +396,7 @@ pub fn ip4(port: u16, data: &[u8]) -> Ip4 {
                 "TCP checksum (etherparse recompute)"
             );
             assert!(
-                checksum::ipv4_l4_valid(info.src, info.dst, 6, segment),
+                checksum::ipv4_l4_valid(info.src, info.dst, IpProto::TCP, segment),
                 "TCP checksum (full sum)"
             );
             tcp = Some(t.clone());
@@ -429,7 +411,7 @@ pub fn ip4(port: u16, data: &[u8]) -> Ip4 {
                 );
             }
             assert!(
-                checksum::ipv4_l4_valid(info.src, info.dst, 17, segment),
+                checksum::ipv4_l4_valid(info.src, info.dst, IpProto::UDP, segment),
                 "UDP checksum (full sum)"
             );
             udp = Some(u.clone());

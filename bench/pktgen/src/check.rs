@@ -6,6 +6,7 @@
 //! it arrived on, the flow its probe names, the balancer's choice of path for that flow) or
 //! refused with one [`Bad`] reason, which the generator counts.
 
+use dpvs_core::packet::ipv4::IpProto;
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use dpvs_core::packet::MacAddr;
@@ -150,8 +151,8 @@ pub struct Net {
     pub rs_macs: Vec<MacAddr>,
     /// TUN: the outer source address the balancer uses.
     pub tun_src: Ipv4Addr,
-    /// `IPPROTO_TCP` or `IPPROTO_UDP`.
-    pub proto: u8,
+    /// `IpProto::TCP` or `IpProto::UDP`.
+    pub proto: IpProto,
     /// TTL of every packet the generator sends.
     pub ttl: u8,
 }
@@ -200,18 +201,18 @@ fn ip4(b: &[u8], off: usize) -> Ipv4Addr {
 
 /// Reads and validates the IPv4 packet at `off` of `b` carrying `proto`: header checksum, no
 /// options or fragments, L4 checksum, probe present.
-fn read_ip(b: &[u8], off: usize, proto: u8) -> Result<Ip, Bad> {
+fn read_ip(b: &[u8], off: usize, proto: IpProto) -> Result<Ip, Bad> {
     let ip = b.get(off..off + 20).ok_or(Bad::Malformed)?;
     let total = usize::from(be16(ip, 2));
     let frag = be16(ip, 6) & 0x3fff;
-    if ip[0] != 0x45 || frag != 0 || total < 20 || off + total > b.len() || ip[9] != proto {
+    if ip[0] != 0x45 || frag != 0 || total < 20 || off + total > b.len() || ip[9] != proto.0 {
         return Err(Bad::Malformed);
     }
     if !folds_to_ones(sum(ip, 0)) {
         return Err(Bad::IpChecksum);
     }
     let l4 = &b[off + 20..off + total];
-    let hl = if proto == 6 {
+    let hl = if proto == IpProto::TCP {
         usize::from(l4.get(12).ok_or(Bad::Malformed)? >> 4) * 4
     } else {
         8
@@ -219,8 +220,8 @@ fn read_ip(b: &[u8], off: usize, proto: u8) -> Result<Ip, Bad> {
     if hl < 8 || l4.len() < hl + PROBE_LEN {
         return Err(Bad::Malformed);
     }
-    let pseudo = sum(&ip[12..20], u64::from(proto) + l4.len() as u64);
-    let udp_none = proto == 17 && be16(l4, 6) == 0;
+    let pseudo = sum(&ip[12..20], u64::from(proto.0) + l4.len() as u64);
+    let udp_none = proto == IpProto::UDP && be16(l4, 6) == 0;
     if !udp_none && !folds_to_ones(sum(l4, pseudo)) {
         return Err(Bad::L4Checksum);
     }
@@ -229,7 +230,7 @@ fn read_ip(b: &[u8], off: usize, proto: u8) -> Result<Ip, Bad> {
         src: SocketAddrV4::new(ip4(ip, 12), be16(l4, 0)),
         dst: SocketAddrV4::new(ip4(ip, 16), be16(l4, 2)),
         ttl: ip[8],
-        flags: if proto == 6 { l4[13] } else { 0 },
+        flags: if proto == IpProto::TCP { l4[13] } else { 0 },
         probe,
     })
 }

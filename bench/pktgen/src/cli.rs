@@ -1,5 +1,6 @@
 //! The command line, and its translation into a [`Plan`](crate::engine::Plan).
 
+use dpvs_core::packet::ipv4::IpProto;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::PathBuf;
 
@@ -228,7 +229,11 @@ impl Args {
             rs: self.rs.clone(),
             rs_macs: self.rs_mac.clone(),
             tun_src: self.tun_src,
-            proto: if traffic == Traffic::EstUdp { 17 } else { 6 },
+            proto: if traffic == Traffic::EstUdp {
+                IpProto::UDP
+            } else {
+                IpProto::TCP
+            },
             ttl: self.ttl,
         };
         Ok(Plan {

@@ -3,6 +3,7 @@
 //! rate. Nothing here allocates per packet: buffers come from the pool in bursts, client
 //! frames are copies of a template, replies are built in the buffers they answer.
 
+use dpvs_core::packet::ipv4::IpProto;
 use std::time::{Duration, Instant};
 
 use dpvs_core::packet::Frame;
@@ -156,7 +157,7 @@ pub struct Driver {
 impl Driver {
     /// A driver over `io`; `hz` is the TSC frequency; `conn_window` bounds the new
     /// connections open at once at "max rate".
-    pub fn new(io: Io, hz: u64, proto: u8, conn_window: u64) -> Driver {
+    pub fn new(io: Io, hz: u64, proto: IpProto, conn_window: u64) -> Driver {
         Driver {
             io,
             hz,

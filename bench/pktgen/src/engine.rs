@@ -16,7 +16,7 @@ use std::net::SocketAddrV4;
 use dpvs_core::packet::Frame;
 use dpvs_core::packet::MacAddr;
 use dpvs_core::packet::arp;
-use dpvs_core::packet::ipv4::IPPROTO_TCP;
+use dpvs_core::packet::ipv4::IpProto;
 use dpvs_core::packet::parse::{self, L3};
 
 use crate::check::{Bad, Net, Seen, Side};
@@ -126,8 +126,8 @@ impl Engine {
     pub fn new(plan: Plan) -> Engine {
         let net = &plan.net;
         let proto = match plan.traffic {
-            Traffic::EstUdp => 17,
-            _ => IPPROTO_TCP,
+            Traffic::EstUdp => IpProto::UDP,
+            _ => IpProto::TCP,
         };
         assert_eq!(net.proto, proto, "plan.net.proto must match the traffic");
         let (ip, port) = net.clients.endpoint(0);

@@ -11,7 +11,7 @@ use std::net::SocketAddrV4;
 use dpvs_core::packet::MacAddr;
 use dpvs_core::packet::checksum::{Delta, fill_ipv4_header_checksum, fill_ipv4_l4_checksum};
 use dpvs_core::packet::ether::{ETH_HLEN, ETH_ZLEN, ETHERTYPE_IPV4, write_header as write_eth};
-use dpvs_core::packet::ipv4::{IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN};
+use dpvs_core::packet::ipv4::{IPV4_HLEN, IpProto};
 
 use crate::probe::{OFF_FLAGS, OFF_FLOW, OFF_TSC, PROBE_LEN, Probe};
 
@@ -43,8 +43,8 @@ pub mod kind {
 }
 
 /// Header length of `proto` (TCP or UDP).
-pub fn l4_hlen(proto: u8) -> usize {
-    if proto == IPPROTO_TCP {
+pub fn l4_hlen(proto: IpProto) -> usize {
+    if proto == IpProto::TCP {
         TCP_HLEN
     } else {
         UDP_HLEN
@@ -52,12 +52,12 @@ pub fn l4_hlen(proto: u8) -> usize {
 }
 
 /// The smallest frame (without FCS) that carries headers and probe for `proto`.
-pub fn min_frame_len(proto: u8) -> usize {
+pub fn min_frame_len(proto: IpProto) -> usize {
     (L4_OFF + l4_hlen(proto) + PROBE_LEN).max(ETH_ZLEN)
 }
 
 /// Offset of the probe in frames of `proto`.
-pub fn probe_off(proto: u8) -> usize {
+pub fn probe_off(proto: IpProto) -> usize {
     L4_OFF + l4_hlen(proto)
 }
 
@@ -68,8 +68,8 @@ pub struct Headers {
     pub dst_mac: MacAddr,
     pub src: SocketAddrV4,
     pub dst: SocketAddrV4,
-    /// `IPPROTO_TCP` or `IPPROTO_UDP`.
-    pub proto: u8,
+    /// `IpProto::TCP` or `IpProto::UDP`.
+    pub proto: IpProto,
     pub ttl: u8,
     /// TCP only.
     pub flags: u8,
@@ -93,7 +93,7 @@ pub fn write_frame(buf: &mut [u8], h: &Headers, probe: &Probe, len: usize) -> Op
     let l4 = &mut frame[L4_OFF..];
     l4[0..2].copy_from_slice(&h.src.port().to_be_bytes());
     l4[2..4].copy_from_slice(&h.dst.port().to_be_bytes());
-    if h.proto == IPPROTO_TCP {
+    if h.proto == IpProto::TCP {
         l4[4..8].copy_from_slice(&h.seq.to_be_bytes());
         l4[8..12].copy_from_slice(&h.ack.to_be_bytes());
         l4[12] = 0x50;
@@ -113,7 +113,7 @@ fn write_ipv4(ip: &mut [u8], h: &Headers, l4_len: usize) -> Option<()> {
     ip[2..4].copy_from_slice(&total.to_be_bytes());
     ip[6] = 0x40;
     ip[8] = h.ttl;
-    ip[9] = h.proto;
+    ip[9] = h.proto.0;
     ip[12..16].copy_from_slice(&h.src.ip().octets());
     ip[16..20].copy_from_slice(&h.dst.ip().octets());
     fill_ipv4_header_checksum(ip).then_some(())
@@ -142,7 +142,7 @@ impl Template {
             tsc: 0,
         };
         write_frame(&mut bytes, &base, &zero, len).expect("length checked above");
-        let csum_off = L4_OFF + if base.proto == IPPROTO_TCP { 16 } else { 6 };
+        let csum_off = L4_OFF + if base.proto == IpProto::TCP { 16 } else { 6 };
         Template {
             ip_csum: u16::from_be_bytes([bytes[L3_OFF + 10], bytes[L3_OFF + 11]]),
             l4_csum: u16::from_be_bytes([bytes[csum_off], bytes[csum_off + 1]]),
@@ -164,7 +164,7 @@ impl Template {
     }
 
     /// The L4 protocol.
-    pub fn proto(&self) -> u8 {
+    pub fn proto(&self) -> IpProto {
         self.base.proto
     }
 
@@ -185,7 +185,7 @@ impl Template {
         let mut d = Delta::new()
             .add32(old_ip, new_ip)
             .add16(self.base.src.port(), src.port());
-        if self.base.proto == IPPROTO_TCP {
+        if self.base.proto == IpProto::TCP {
             let old = u16::from_be_bytes([0x50, self.base.flags]);
             buf[L4_OFF + 13] = flags;
             d = d.add16(old, u16::from_be_bytes([0x50, flags]));
@@ -202,7 +202,7 @@ impl Template {
             .add32(0, (probe.tsc >> 32) as u32)
             .add32(0, probe.tsc as u32);
         debug_assert_eq!(OFF_FLOW + 4, OFF_TSC);
-        let c = if self.base.proto == IPPROTO_UDP {
+        let c = if self.base.proto == IpProto::UDP {
             d.apply_udp(self.l4_csum)
         } else {
             d.apply(self.l4_csum)
@@ -220,7 +220,7 @@ mod tests {
     use dpvs_core::packet::parse::{L4, parse};
     use std::net::Ipv4Addr;
 
-    fn base(proto: u8) -> Headers {
+    fn base(proto: IpProto) -> Headers {
         Headers {
             src_mac: MacAddr([2, 0, 0, 0, 0, 0x0a]),
             dst_mac: MacAddr([2, 0, 0, 0, 0, 1]),
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn filled_frames_have_correct_checksums() {
-        for proto in [IPPROTO_TCP, IPPROTO_UDP] {
+        for proto in [IpProto::TCP, IpProto::UDP] {
             for len in [0, 60, 64, 200, 1514] {
                 let t = Template::new(base(proto), len);
                 let mut buf = vec![0u8; t.len()];
@@ -262,7 +262,7 @@ mod tests {
                     };
                     let flags = if i % 3 == 0 { tcpf::SYN } else { tcpf::ACK };
                     assert!(t.fill(&mut buf, src, flags, &probe));
-                    assert!(valid(&buf), "proto {proto} len {len} i {i}");
+                    assert!(valid(&buf), "proto {proto:?} len {len} i {i}");
                     let p = parse(&buf).unwrap();
                     let ip = p.ipv4().unwrap();
                     assert_eq!(ip.src, *src.ip());
@@ -286,11 +286,11 @@ mod tests {
             flow: 0,
             tsc: 0,
         };
-        assert_eq!(write_frame(&mut buf, &base(IPPROTO_TCP), &p, 69), None);
-        assert_eq!(write_frame(&mut buf, &base(IPPROTO_TCP), &p, 70), Some(70));
+        assert_eq!(write_frame(&mut buf, &base(IpProto::TCP), &p, 69), None);
+        assert_eq!(write_frame(&mut buf, &base(IpProto::TCP), &p, 70), Some(70));
         assert!(valid(&buf[..70]));
-        assert_eq!(write_frame(&mut buf, &base(IPPROTO_UDP), &p, 60), Some(60));
+        assert_eq!(write_frame(&mut buf, &base(IpProto::UDP), &p, 60), Some(60));
         assert!(valid(&buf[..60]));
-        assert_eq!(write_frame(&mut buf, &base(IPPROTO_UDP), &p, 101), None);
+        assert_eq!(write_frame(&mut buf, &base(IpProto::UDP), &p, 101), None);
     }
 }

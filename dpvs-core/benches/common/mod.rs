@@ -11,26 +11,24 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
-use crossbeam_channel::{Receiver, Sender};
 use dpvs_api::{Forward, Proto, Sched, ServiceKey};
 use dpvs_core::drop::DropReason;
-use dpvs_core::engine::conn::{Conn, ConnTable, Dir, Tuple};
+use dpvs_core::engine::conn::{Conn, ConnFlags, ConnTable, Dir, Tuple};
 use dpvs_core::engine::neigh::NeighTable;
 use dpvs_core::engine::snapshot::Snapshot;
 use dpvs_core::engine::stats::Stats;
-use dpvs_core::engine::tcp_state::Timeouts;
-use dpvs_core::engine::worker::{self, Command, Ctx, Event, Output, Worker, WorkerLimits};
+use dpvs_core::engine::tcp_state::{TcpState, Timeouts};
+use dpvs_core::engine::worker::{self, Ctx, Output, Worker, WorkerLimits};
 use dpvs_core::packet::{Frame, MacAddr, VecFrame};
 use dpvs_daemon::control::state::{ControlState, PortState};
+use dpvs_testkit::frames::{self, OUR_MAC, PEER_MAC, Spec};
 
 /// The frame the benches feed the worker: a pointer-sized handle, as the daemon's mbuf is, so
 /// moving a packet through the engine costs what it does there.
 pub(crate) type BenchFrame = Box<VecFrame>;
 
-pub(crate) const PROTO_TCP: u8 = 6;
-pub(crate) const PROTO_UDP: u8 = 17;
-pub(crate) const SYN: u8 = 0x02;
-pub(crate) const ACK: u8 = 0x10;
+pub(crate) use dpvs_core::packet::ipv4::IpProto;
+pub(crate) use dpvs_testkit::frames::{ACK, SYN};
 
 /// Frames handed to the worker per measured run (one batch).
 pub(crate) const BATCH: usize = 1024;
@@ -43,10 +41,6 @@ pub(crate) const UDP_VPORT: u16 = 53;
 pub(crate) const RS_COUNT: u8 = 8;
 pub(crate) const RS_TCP_PORT: u16 = 8080;
 pub(crate) const RS_UDP_PORT: u16 = 5353;
-/// The port's MAC (Ethernet destination of every received frame).
-pub(crate) const OUR_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
-/// The peer's MAC (Ethernet source of every received frame).
-pub(crate) const PEER_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x02];
 /// TCP payload of data segments (a 60-byte frame: 14 + 20 + 20 + 6).
 pub(crate) const TCP_PAYLOAD: usize = 6;
 /// UDP payload (a 60-byte frame: 14 + 20 + 8 + 18).
@@ -188,86 +182,34 @@ impl Templates {
 }
 
 /// Writes a frame `src` → `dst` (Ethernet + IPv4 + TCP with `flags`, or UDP) with valid IPv4
-/// and L4 checksums into `buf`; returns its length.
+/// and L4 checksums into `buf`, 60 bytes for data (54 for a bare SYN); returns its length.
 pub(crate) fn write_frame(
     buf: &mut [u8; FRAME_ROOM],
-    proto: u8,
+    proto: IpProto,
     src: SocketAddrV4,
     dst: SocketAddrV4,
     flags: u8,
 ) -> usize {
-    let hdr = if proto == PROTO_TCP { 20 } else { 8 };
-    let payload = match proto {
-        PROTO_TCP if flags & SYN != 0 => 0,
-        PROTO_TCP => TCP_PAYLOAD,
+    let payload_len = match proto {
+        IpProto::TCP if flags & SYN != 0 => 0,
+        IpProto::TCP => TCP_PAYLOAD,
         _ => UDP_PAYLOAD,
     };
-    let l4_len = hdr + payload;
-    let total = 20 + l4_len;
-    buf.fill(0);
-    buf[0..6].copy_from_slice(&OUR_MAC);
-    buf[6..12].copy_from_slice(&PEER_MAC);
-    buf[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip = &mut buf[14..34];
-    ip[0] = 0x45;
-    ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
-    ip[6] = 0x40; // DF
-    ip[8] = 64;
-    ip[9] = proto;
-    ip[12..16].copy_from_slice(&src.ip().octets());
-    ip[16..20].copy_from_slice(&dst.ip().octets());
-    let csum = fold(sum(ip, 0));
-    ip[10..12].copy_from_slice(&(!csum).to_be_bytes());
-    let l4 = &mut buf[34..34 + l4_len];
-    l4[0..2].copy_from_slice(&src.port().to_be_bytes());
-    l4[2..4].copy_from_slice(&dst.port().to_be_bytes());
-    let csum_off = if proto == PROTO_TCP {
-        l4[4..8].copy_from_slice(&0x1000_0000u32.to_be_bytes()); // seq
-        if flags & ACK != 0 {
-            l4[8..12].copy_from_slice(&0x2000_0000u32.to_be_bytes());
-        }
-        l4[12] = 5 << 4;
-        l4[13] = flags;
-        l4[14..16].copy_from_slice(&65535u16.to_be_bytes());
-        16
+    let payload: Vec<u8> = (0..payload_len).map(|k| b'a' + k as u8).collect();
+    let spec = Spec::between((PEER_MAC, OUR_MAC), src, dst).with_payload(&payload);
+    let ack = if flags & ACK != 0 { 0x2000_0000 } else { 0 };
+    let frame = if proto == IpProto::TCP {
+        frames::tcp_frame(&spec, flags, 0x1000_0000, ack)
     } else {
-        l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
-        6
+        frames::udp_frame(&spec)
     };
-    for (k, b) in l4[hdr..].iter_mut().enumerate() {
-        *b = b'a' + k as u8;
-    }
-    let mut pseudo = [0u8; 12];
-    pseudo[0..4].copy_from_slice(&src.ip().octets());
-    pseudo[4..8].copy_from_slice(&dst.ip().octets());
-    pseudo[9] = proto;
-    pseudo[10..12].copy_from_slice(&(l4_len as u16).to_be_bytes());
-    let mut c = !fold(sum(l4, sum(&pseudo, 0)));
-    if proto == PROTO_UDP && c == 0 {
-        c = 0xFFFF;
-    }
-    l4[csum_off..csum_off + 2].copy_from_slice(&c.to_be_bytes());
-    14 + total
-}
-
-fn sum(bytes: &[u8], mut acc: u32) -> u32 {
-    for ch in bytes.chunks(2) {
-        let hi = u32::from(ch[0]) << 8;
-        acc += hi | ch.get(1).map_or(0, |&b| u32::from(b));
-    }
-    acc
-}
-
-fn fold(mut acc: u32) -> u16 {
-    while acc >> 16 != 0 {
-        acc = (acc & 0xFFFF) + (acc >> 16);
-    }
-    acc as u16
+    buf[..frame.len()].copy_from_slice(&frame);
+    frame.len()
 }
 
 /// The service address of `proto` (TCP or UDP).
-pub(crate) fn vip(proto: u8) -> SocketAddrV4 {
-    let port = if proto == PROTO_TCP {
+pub(crate) fn vip(proto: IpProto) -> SocketAddrV4 {
+    let port = if proto == IpProto::TCP {
         TCP_VPORT
     } else {
         UDP_VPORT
@@ -317,8 +259,6 @@ pub(crate) struct Bench {
     pub now_ms: u64,
     /// The burst being filled (capacity [`worker::BURST`], kept across runs).
     burst: Vec<BenchFrame>,
-    _events: Receiver<Event>,
-    _commands: Sender<Command>,
 }
 
 /// What to build.
@@ -351,13 +291,11 @@ impl Bench {
         let snap = cs.snapshot();
         let neigh = cs.neigh_table();
         let stats = Arc::new(Stats::new(1, 64));
-        let (ev_tx, ev_rx) = crossbeam_channel::bounded(16);
-        let (cmd_tx, cmd_rx) = crossbeam_channel::bounded(16);
         let limits = WorkerLimits {
             conns: s.conns,
             ..WorkerLimits::default()
         };
-        let worker = Worker::new(0, 1, limits, 0, Arc::clone(&stats), ev_tx, cmd_rx);
+        let worker = Worker::new(0, 1, limits, 0, Arc::clone(&stats));
         let mut b = Bench {
             worker,
             snap,
@@ -366,10 +304,8 @@ impl Bench {
             stats,
             now_ms: 1,
             burst: Vec::with_capacity(worker::BURST),
-            _events: ev_rx,
-            _commands: cmd_tx,
         };
-        // Creates the local-port pools (the daemon does it on the first loop iteration).
+        // Brings the worker up to the snapshot, as any entry point does.
         b.housekeeping(0);
         b
     }
@@ -480,13 +416,13 @@ impl Bench {
 
     /// Opens `n` connections of `proto`, flows `first..first + n`, and for TCP completes them to
     /// ESTABLISHED (client SYN, then client ACK).
-    pub(crate) fn open(&mut self, proto: u8, first: u32, n: u32) {
+    pub(crate) fn open(&mut self, proto: IpProto, first: u32, n: u32) {
         let mut buf = [0u8; FRAME_ROOM];
         for i in first..first + n {
-            let flags = if proto == PROTO_TCP { SYN } else { 0 };
+            let flags = if proto == IpProto::TCP { SYN } else { 0 };
             let len = write_frame(&mut buf, proto, client(i), vip(proto), flags);
             self.inject(&buf[..len]);
-            if proto == PROTO_TCP {
+            if proto == IpProto::TCP {
                 let len = write_frame(&mut buf, proto, client(i), vip(proto), ACK);
                 self.inject(&buf[..len]);
             }
@@ -494,7 +430,7 @@ impl Bench {
     }
 
     /// The connection of flow `i`.
-    pub(crate) fn conn(&self, proto: u8, i: u32) -> Conn {
+    pub(crate) fn conn(&self, proto: IpProto, i: u32) -> Conn {
         let c = client(i);
         let v = vip(proto);
         let t = Tuple {
@@ -543,14 +479,14 @@ pub(crate) fn templates(b: &Bench, kind: Kind, flows: &[u32]) -> Templates {
     let mut buf = [0u8; FRAME_ROOM];
     for &i in flows {
         let len = match kind {
-            Kind::TcpIn => write_frame(&mut buf, PROTO_TCP, client(i), vip(PROTO_TCP), ACK),
-            Kind::UdpIn => write_frame(&mut buf, PROTO_UDP, client(i), vip(PROTO_UDP), 0),
-            Kind::Syn => write_frame(&mut buf, PROTO_TCP, client(i), vip(PROTO_TCP), SYN),
+            Kind::TcpIn => write_frame(&mut buf, IpProto::TCP, client(i), vip(IpProto::TCP), ACK),
+            Kind::UdpIn => write_frame(&mut buf, IpProto::UDP, client(i), vip(IpProto::UDP), 0),
+            Kind::Syn => write_frame(&mut buf, IpProto::TCP, client(i), vip(IpProto::TCP), SYN),
             Kind::TcpOut => {
-                let c = b.conn(PROTO_TCP, i);
+                let c = b.conn(IpProto::TCP, i);
                 let rs = SocketAddrV4::new(Ipv4Addr::from_bits(c.rip), c.rport);
                 let l = SocketAddrV4::new(Ipv4Addr::from_bits(c.lip), c.lport);
-                write_frame(&mut buf, PROTO_TCP, rs, l, ACK)
+                write_frame(&mut buf, IpProto::TCP, rs, l, ACK)
             }
         };
         t.push(&buf[..len]);
@@ -601,9 +537,9 @@ pub(crate) fn table_conn(i: u32) -> Conn {
         rs_slot: 2,
         expires: 900_000,
         svc_slot: 0,
-        proto: PROTO_TCP,
-        state: 1,
-        flags: 0,
+        proto: IpProto::TCP,
+        state: TcpState::Established,
+        flags: ConnFlags::empty(),
     }
 }
 

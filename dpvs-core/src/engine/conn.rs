@@ -18,19 +18,22 @@ use std::net::Ipv4Addr;
 
 use dpvs_dpdk::hw::{advise_huge_pages, prefetch};
 
-/// Direction of a packet relative to its connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+use crate::engine::tcp_state::TcpState;
+use crate::packet::ipv4::IpProto;
+
+/// Which way a packet travels on its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Dir {
     /// Client → VIP, forwarded to the real server.
     Inbound,
-    /// Real server → local address, forwarded back to the client.
+    /// Real server → local address (or the client, in NAT mode), forwarded back to the client.
     Outbound,
 }
 
 /// The 5-tuple a packet carries, as seen on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tuple {
-    pub proto: u8,
+    pub proto: IpProto,
     pub src: Ipv4Addr,
     pub sport: u16,
     pub dst: Ipv4Addr,
@@ -58,43 +61,57 @@ pub struct Conn {
     pub expires: u32,
     /// Counter slot of the service.
     pub svc_slot: u16,
-    /// IP protocol; 0 marks a free slab entry.
-    pub proto: u8,
-    /// Protocol state (`tcp_state::TcpState as u8`; 0 for UDP).
-    pub state: u8,
-    /// [`Conn::DEAD`], [`Conn::NAT`], [`Conn::DR`], [`Conn::TUN`].
-    pub flags: u8,
+    /// IP protocol; [`FREE`] marks a free slab entry.
+    pub proto: IpProto,
+    /// TCP state ([`TcpState::None`] for UDP).
+    pub state: TcpState,
+    pub flags: ConnFlags,
 }
 
-impl Conn {
-    /// Its real server or service was deleted: the next segment in either direction is
-    /// answered by resetting both ends, and the entry goes.
-    pub const DEAD: u8 = 1;
-    /// A NAT-mode connection: `lip`/`lport` are the client's own endpoint, not a port taken
-    /// from a local address's pool.
-    pub const NAT: u8 = 2;
-    /// A direct-routing connection: packets go to the real server unchanged but for the
-    /// destination MAC. `lip`/`lport` are unused.
-    pub const DR: u8 = 4;
-    /// An IP-in-IP tunnel connection: packets go to the real server inside an outer header.
-    /// `lip`/`lport` are unused.
-    pub const TUN: u8 = 8;
-    /// The modes whose replies bypass the balancer: such a connection is indexed under its
-    /// inbound tuple only, and its TCP state follows the client's segments alone.
-    pub const DIRECT: u8 = Self::DR | Self::TUN;
+bitflags::bitflags! {
+    /// The forwarding mode of a connection (FullNAT when none is set) and whether it was cut.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+    pub struct ConnFlags: u8 {
+        /// Its real server or service was deleted (the connection was cut): the next segment
+        /// in either direction is answered by resetting both ends, and the entry goes.
+        const DEAD = 1;
+        /// NAT mode: `lip`/`lport` are the client's own endpoint, not a port taken from a
+        /// local address's pool.
+        const NAT = 2;
+        /// Direct routing: packets go to the real server unchanged but for the destination
+        /// MAC. `lip`/`lport` are unused.
+        const DR = 4;
+        /// IP-in-IP tunnel: packets go to the real server inside an outer header. `lip`/`lport`
+        /// are unused.
+        const TUN = 8;
+        /// The modes whose replies bypass the balancer: such a connection is indexed under its
+        /// inbound tuple only, and its TCP state follows the client's segments alone.
+        const DIRECT = Self::DR.bits() | Self::TUN.bits();
+    }
+}
 
+/// The protocol of a free slab entry (no IP packet has it, as no connection is made of one).
+pub const FREE: IpProto = IpProto(0);
+
+impl Conn {
+    /// Whether the entry holds a connection (a free slab entry does not).
+    pub fn is_live(&self) -> bool {
+        self.proto != FREE
+    }
+
+    /// Whether it was cut (see [`ConnFlags::DEAD`]).
     pub fn is_dead(&self) -> bool {
-        self.flags & Self::DEAD != 0
+        self.flags.contains(ConnFlags::DEAD)
     }
 
     /// Whether replies bypass the balancer (DR, TUN), so only inbound packets are seen.
     pub fn is_direct(&self) -> bool {
-        self.flags & Self::DIRECT != 0
+        self.flags.intersects(ConnFlags::DIRECT)
     }
 
     /// Whether `lport` was taken from the pool of local address `lip` (FullNAT only).
     pub fn holds_local_port(&self) -> bool {
-        self.flags & (Self::NAT | Self::DIRECT) == 0
+        !self.flags.intersects(ConnFlags::NAT | ConnFlags::DIRECT)
     }
 
     /// The directions the table indexes the connection under.
@@ -380,7 +397,7 @@ impl ConnTable {
                 pos + 1
             };
             let c = self.slots[pos].conn;
-            if c.proto != 0 && c.is_expired(now_ms) {
+            if c.is_live() && c.is_expired(now_ms) {
                 self.remove(ConnId(pos as u32));
                 on_expire(&c);
                 removed += 1;
@@ -399,7 +416,7 @@ impl ConnTable {
     ) -> (usize, usize) {
         let (mut seen, mut removed) = (0, 0);
         for pos in 0..self.slots.len() {
-            if self.slots[pos].conn.proto == 0 {
+            if !self.slots[pos].conn.is_live() {
                 continue;
             }
             seen += 1;
@@ -414,7 +431,7 @@ impl ConnTable {
 
     /// The live connections, in slab order.
     pub fn iter(&self) -> impl Iterator<Item = &Conn> {
-        self.slots.iter().map(|s| &s.conn).filter(|c| c.proto != 0)
+        self.slots.iter().map(|s| &s.conn).filter(|c| c.is_live())
     }
 }
 
@@ -426,7 +443,7 @@ fn hash_tuple(seed: u64, t: &Tuple) -> u64 {
     let a = (u64::from(t.src.to_bits().to_be()) << 32) | u64::from(t.dst.to_bits().to_be());
     let b = (u64::from(t.sport.to_be()) << 32)
         | (u64::from(t.dport.to_be()) << 16)
-        | u64::from(t.proto);
+        | u64::from(t.proto.0);
     let x = (a ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
     let y = (b ^ x.rotate_left(31)).wrapping_mul(0xC2B2_AE3D_27D4_EB4F);
     y ^ (y >> 29)
@@ -449,9 +466,9 @@ mod tests {
             rs_slot: 1,
             expires,
             svc_slot: 0,
-            proto: 6,
-            state: 1,
-            flags: 0,
+            proto: IpProto::TCP,
+            state: TcpState::Established,
+            flags: ConnFlags::empty(),
         }
     }
 
@@ -472,14 +489,14 @@ mod tests {
     fn a_direct_connection_is_indexed_inbound_only() {
         let mut t = ConnTable::new(8, 5);
         let mut dr = conn(1, 1000);
-        (dr.lip, dr.lport, dr.flags) = (0, 0, Conn::DR);
+        (dr.lip, dr.lport, dr.flags) = (0, 0, ConnFlags::DR);
         let id = t.insert(dr).unwrap();
         assert_eq!(t.lookup(&dr.tuple(Dir::Inbound)), Some((id, Dir::Inbound)));
         assert_eq!(t.lookup(&dr.tuple(Dir::Outbound)), None);
         // Another client's connection to the same real server does not clash on the
         // unused reply tuple.
         let mut other = conn(2, 1000);
-        (other.lip, other.lport, other.flags) = (0, 0, Conn::TUN);
+        (other.lip, other.lport, other.flags) = (0, 0, ConnFlags::TUN);
         let id2 = t.insert(other).unwrap();
         assert_eq!(t.remove(id), dr);
         assert_eq!(

@@ -7,5 +7,6 @@ pub mod route;
 pub mod sched;
 pub mod snapshot;
 pub mod stats;
+pub mod steer;
 pub mod tcp_state;
 pub mod worker;

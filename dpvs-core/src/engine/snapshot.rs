@@ -11,6 +11,7 @@ use crate::engine::route::RouteTable;
 use crate::engine::sched::Schedule;
 use crate::engine::tcp_state::Timeouts;
 use crate::packet::ether::MacAddr;
+use crate::packet::ipv4::IpProto;
 
 /// A DPDK port as the engine sees it.
 #[derive(Clone, Debug)]
@@ -59,7 +60,7 @@ pub struct Service {
 }
 
 /// Service lookup key: (IP protocol, VIP, port).
-pub type ServiceIndexKey = (u8, u32, u16);
+pub type ServiceIndexKey = (IpProto, u32, u16);
 
 /// One published configuration.
 #[derive(Clone, Debug, Default)]
@@ -87,7 +88,7 @@ impl Snapshot {
     }
 
     #[inline]
-    pub fn service(&self, proto: u8, vip: Ipv4Addr, port: u16) -> Option<&Service> {
+    pub fn service(&self, proto: IpProto, vip: Ipv4Addr, port: u16) -> Option<&Service> {
         let i = *self.service_index.get(&(proto, vip.to_bits(), port))?;
         self.services.get(i as usize)
     }

@@ -9,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::engine::conn::Dir;
+
 /// TCP header flag bits, as the packet layer defines them.
 pub use crate::packet::tcp as flags;
 
@@ -65,15 +67,6 @@ impl TcpState {
             .copied()
             .unwrap_or(TcpState::None)
     }
-}
-
-/// Which way a segment travels.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Dir {
-    /// Client → real server.
-    Inbound,
-    /// Real server → client.
-    Outbound,
 }
 
 /// The one event a segment counts as.

@@ -6,7 +6,7 @@
 
 use core::net::Ipv4Addr;
 
-use super::ipv4::{IPPROTO_UDP, IPV4_CSUM_OFF};
+use super::ipv4::{IPV4_CSUM_OFF, IpProto};
 
 /// One's complement sum of `data` as big-endian 16-bit words (an odd last byte is padded with
 /// zero), added to `initial` and folded to 16 bits. Chain calls by passing the previous result
@@ -55,10 +55,10 @@ pub fn finish(s: u32) -> u16 {
 }
 
 /// Sum of the IPv4 pseudo-header the TCP and UDP checksums cover.
-pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, l4_len: u16) -> u32 {
+pub fn pseudo_header_sum(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProto, l4_len: u16) -> u32 {
     let s = u32::from(src);
     let d = u32::from(dst);
-    (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(proto) + u32::from(l4_len)
+    (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + u32::from(proto.0) + u32::from(l4_len)
 }
 
 /// Checksum of an IPv4 header (options included), computed as if its checksum field were
@@ -118,11 +118,11 @@ pub fn fill_ipv4_header_checksum(hdr: &mut [u8]) -> bool {
 }
 
 /// Offset of the checksum field inside the L4 header of `proto` (TCP 16, UDP 6, ICMP 2).
-pub fn l4_csum_offset(proto: u8) -> Option<usize> {
+pub fn l4_csum_offset(proto: IpProto) -> Option<usize> {
     match proto {
-        super::ipv4::IPPROTO_TCP => Some(16),
-        IPPROTO_UDP => Some(6),
-        super::ipv4::IPPROTO_ICMP => Some(2),
+        IpProto::TCP => Some(16),
+        IpProto::UDP => Some(6),
+        IpProto::ICMP => Some(2),
         _ => None,
     }
 }
@@ -131,8 +131,13 @@ pub fn l4_csum_offset(proto: u8) -> Option<usize> {
 /// checksum field were zero. For UDP a computed 0 is returned as 0xFFFF, because 0 on the wire
 /// means "no checksum". `None` for other protocols or a segment too short for its checksum
 /// field or longer than an IPv4 length can express.
-pub fn ipv4_l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, segment: &[u8]) -> Option<u16> {
-    let off = l4_csum_offset(proto).filter(|_| proto != super::ipv4::IPPROTO_ICMP)?;
+pub fn ipv4_l4_checksum(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: IpProto,
+    segment: &[u8],
+) -> Option<u16> {
+    let off = l4_csum_offset(proto).filter(|_| proto != IpProto::ICMP)?;
     let len = u16::try_from(segment.len()).ok()?;
     let before = segment.get(..off)?;
     let after = segment.get(off + 2..)?;
@@ -140,7 +145,7 @@ pub fn ipv4_l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, segment: &[u8])
         after,
         sum(before, pseudo_header_sum(src, dst, proto, len)),
     ));
-    Some(if proto == IPPROTO_UDP && c == 0 {
+    Some(if proto == IpProto::UDP && c == 0 {
         0xffff
     } else {
         c
@@ -149,7 +154,12 @@ pub fn ipv4_l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, segment: &[u8])
 
 /// Computes and stores the TCP or UDP checksum of `segment`; `false` (unchanged) when
 /// [`ipv4_l4_checksum`] cannot compute one.
-pub fn fill_ipv4_l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, segment: &mut [u8]) -> bool {
+pub fn fill_ipv4_l4_checksum(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: IpProto,
+    segment: &mut [u8],
+) -> bool {
     let Some(c) = ipv4_l4_checksum(src, dst, proto, segment) else {
         return false;
     };
@@ -167,12 +177,12 @@ pub fn fill_ipv4_l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, segment: &
 
 /// Whether the TCP or UDP `segment` carries a correct checksum (a UDP checksum of 0, "none",
 /// counts as correct). `false` for other protocols.
-pub fn ipv4_l4_valid(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, segment: &[u8]) -> bool {
-    if proto == IPPROTO_UDP && segment.get(6..8) == Some(&[0, 0]) {
+pub fn ipv4_l4_valid(src: Ipv4Addr, dst: Ipv4Addr, proto: IpProto, segment: &[u8]) -> bool {
+    if proto == IpProto::UDP && segment.get(6..8) == Some(&[0, 0]) {
         return true;
     }
     match (l4_csum_offset(proto), u16::try_from(segment.len())) {
-        (Some(off), Ok(len)) if proto != super::ipv4::IPPROTO_ICMP && segment.len() >= off + 2 => {
+        (Some(off), Ok(len)) if proto != IpProto::ICMP && segment.len() >= off + 2 => {
             fold(sum(segment, pseudo_header_sum(src, dst, proto, len))) == 0xffff
         }
         _ => false,

@@ -9,8 +9,7 @@ use super::checksum::{fill_ipv4_header_checksum20, plain_checksum};
 use super::ether::ETH_HLEN;
 use super::icmp::ICMP_DEST_UNREACH;
 use super::ipv4::{
-    DEFAULT_TTL, IP_DF, IPPROTO_ICMP, IPPROTO_IPIP, IPV4_FRAG_OFF, IPV4_HLEN, IPV4_TOTLEN_OFF,
-    write_header,
+    DEFAULT_TTL, IP_DF, IPV4_FRAG_OFF, IPV4_HLEN, IPV4_TOTLEN_OFF, IpProto, write_header,
 };
 use crate::drop::DropReason;
 
@@ -90,7 +89,7 @@ pub fn encapsulate<F: Frame>(
         f0,
         f1,
         DEFAULT_TTL,
-        IPPROTO_IPIP,
+        IpProto::IPIP.0,
         0,
         0,
         s0,
@@ -150,7 +149,7 @@ pub fn write_frag_needed(
 ) -> Option<usize> {
     let len = frag_needed_len(l2_len, quoted.len());
     let ip = buf.get_mut(l2_len..len)?;
-    write_header(ip, from, to, IPPROTO_ICMP, DEFAULT_TTL, 8 + quoted.len())?;
+    write_header(ip, from, to, IpProto::ICMP, DEFAULT_TTL, 8 + quoted.len())?;
     let icmp = &mut ip[IPV4_HLEN..];
     icmp[..8].copy_from_slice(&[ICMP_DEST_UNREACH, ICMP_FRAG_NEEDED, 0, 0, 0, 0, 0, 0]);
     icmp[6..8].copy_from_slice(&mtu.to_be_bytes());
@@ -174,7 +173,7 @@ mod tests {
     use crate::packet::checksum::{ipv4_header_valid, plain_valid};
     use crate::packet::parse::{L3, L4, parse};
     use crate::packet::tcp::ACK;
-    use crate::packet::testutil;
+    use dpvs_testkit::frames;
 
     const SRC: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const RS: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 20);
@@ -182,15 +181,15 @@ mod tests {
     /// A client's TCP segment with DF set, `payload` bytes long, followed by `padding` bytes
     /// of Ethernet padding.
     fn client_frame(payload: usize, padding: usize) -> Vec<u8> {
-        let spec = testutil::Spec {
+        let spec = frames::Spec {
             src: "10.1.0.7:40000".parse().unwrap(),
             dst: "10.0.0.100:80".parse().unwrap(),
             payload: vec![0x5a; payload],
             ..Default::default()
         };
-        let mut b = testutil::tcp_frame(&spec, ACK, 1, 1);
+        let mut b = frames::tcp_frame(&spec, ACK, 1, 1);
         b[14 + IPV4_FRAG_OFF] |= 0x40;
-        testutil::fix_ip_csum(&mut b, 14);
+        frames::fix_ip_csum(&mut b, 14);
         b.extend(std::iter::repeat_n(0xee, padding));
         b
     }

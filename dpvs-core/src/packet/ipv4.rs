@@ -30,14 +30,25 @@ pub const IP_MF: u16 = 0x2000;
 /// Fragment offset mask (units of 8 bytes).
 pub const IP_OFFMASK: u16 = 0x1fff;
 
-/// ICMP.
-pub const IPPROTO_ICMP: u8 = 1;
-/// IP-in-IP (TUN forwarding).
-pub const IPPROTO_IPIP: u8 = 4;
-/// TCP.
-pub const IPPROTO_TCP: u8 = 6;
-/// UDP.
-pub const IPPROTO_UDP: u8 = 17;
+/// An IP protocol number: the IPv4 header's protocol field, as it is on the wire. Any byte is
+/// a value (a packet may carry any); the ones the data plane knows have names.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(transparent)]
+pub struct IpProto(pub u8);
+
+impl IpProto {
+    pub const ICMP: IpProto = IpProto(1);
+    /// IP-in-IP (TUN forwarding).
+    pub const IPIP: IpProto = IpProto(4);
+    pub const TCP: IpProto = IpProto(6);
+    pub const UDP: IpProto = IpProto(17);
+}
+
+impl From<dpvs_api::Proto> for IpProto {
+    fn from(p: dpvs_api::Proto) -> IpProto {
+        IpProto(p.number())
+    }
+}
 
 /// TTL of packets the daemon originates (Linux's default).
 pub const DEFAULT_TTL: u8 = 64;
@@ -50,7 +61,7 @@ pub fn write_header(
     buf: &mut [u8],
     src: Ipv4Addr,
     dst: Ipv4Addr,
-    proto: u8,
+    proto: IpProto,
     ttl: u8,
     payload_len: usize,
 ) -> Option<usize> {
@@ -61,7 +72,7 @@ pub fn write_header(
     let [s0, s1, s2, s3] = src.octets();
     let [d0, d1, d2, d3] = dst.octets();
     *h = [
-        0x45, 0, t0, t1, 0, 0, f0, f1, ttl, proto, 0, 0, s0, s1, s2, s3, d0, d1, d2, d3,
+        0x45, 0, t0, t1, 0, 0, f0, f1, ttl, proto.0, 0, 0, s0, s1, s2, s3, d0, d1, d2, d3,
     ];
     fill_ipv4_header_checksum(h);
     Some(IPV4_HLEN)
@@ -100,7 +111,7 @@ mod tests {
         let src = Ipv4Addr::new(10, 0, 0, 1);
         let dst = Ipv4Addr::new(192, 168, 1, 2);
         assert_eq!(
-            write_header(&mut b, src, dst, IPPROTO_IPIP, 64, 100),
+            write_header(&mut b, src, dst, IpProto::IPIP, 64, 100),
             Some(20)
         );
         assert!(ipv4_header_valid(&b));
@@ -110,15 +121,21 @@ mod tests {
         assert_eq!(h.destination, dst.octets());
         assert!(h.dont_fragment);
         assert_eq!(h.header_checksum, h.calc_header_checksum());
-        assert_eq!(write_header(&mut b[..19], src, dst, 6, 64, 0), None);
-        assert_eq!(write_header(&mut b, src, dst, 6, 64, 65516), None);
+        assert_eq!(
+            write_header(&mut b[..19], src, dst, IpProto::TCP, 64, 0),
+            None
+        );
+        assert_eq!(
+            write_header(&mut b, src, dst, IpProto::TCP, 64, 65516),
+            None
+        );
     }
 
     #[test]
     fn ttl_decrement() {
         let mut b = [0u8; 24];
         let src = Ipv4Addr::new(1, 2, 3, 4);
-        write_header(&mut b[4..], src, src, IPPROTO_UDP, 2, 0).unwrap();
+        write_header(&mut b[4..], src, src, IpProto::UDP, 2, 0).unwrap();
         assert_eq!(decrement_ttl(&mut b, 4), Ok(()));
         assert_eq!(b[4 + IPV4_TTL_OFF], 1);
         assert!(ipv4_header_valid(&b[4..]));

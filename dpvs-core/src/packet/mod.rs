@@ -16,8 +16,6 @@ pub mod tcp;
 
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod testutil;
 
 pub use dpvs_dpdk::{Frame, VecFrame};
 pub use ether::MacAddr;

@@ -15,9 +15,7 @@
 use core::net::SocketAddrV4;
 
 use super::checksum::Delta;
-use super::ipv4::{
-    IPPROTO_TCP, IPPROTO_UDP, IPV4_CSUM_OFF, IPV4_DST_OFF, IPV4_HLEN, IPV4_SRC_OFF, IPV4_TTL_OFF,
-};
+use super::ipv4::{IPV4_CSUM_OFF, IPV4_DST_OFF, IPV4_HLEN, IPV4_SRC_OFF, IPV4_TTL_OFF, IpProto};
 use super::parse::{COMMON_HEAD, COMMON_L4, Ipv4Info, L4, TCP_HLEN, UDP_HLEN};
 use crate::drop::DropReason;
 
@@ -67,7 +65,7 @@ pub fn rewrite_ipv4(
 #[inline(always)]
 pub fn rewrite_common(
     head: &mut [u8; COMMON_HEAD],
-    proto: u8,
+    proto: IpProto,
     (src, sport): (u32, u16),
     (dst, dport): (u32, u16),
 ) {
@@ -81,7 +79,7 @@ pub fn rewrite_common(
     debug_assert!(ip[IPV4_TTL_OFF] > 1);
     let addrs = addr_delta(ip, src, dst);
     let (l4, d) = rewrite_ports(l4, addrs, sport, dport);
-    if proto == IPPROTO_TCP {
+    if proto == IpProto::TCP {
         put16(l4, TCP_CSUM_OFF, d.apply(ne16(l4, TCP_CSUM_OFF)));
     } else {
         put16(l4, UDP_CSUM_OFF, d.apply_udp(ne16(l4, UDP_CSUM_OFF)));
@@ -104,15 +102,15 @@ fn rewrite(
     }
     let addrs = addr_delta(ip, src, dst);
     // Patch the L4 header first: it is the only step that can still fail.
-    match (ports, ip[IPV4_TTL_OFF + 1]) {
-        (Some((sport, dport)), IPPROTO_TCP) => {
+    match (ports, IpProto(ip[IPV4_TTL_OFF + 1])) {
+        (Some((sport, dport)), IpProto::TCP) => {
             let h = l4
                 .first_chunk_mut::<TCP_HLEN>()
                 .ok_or(DropReason::Truncated)?;
             let (h, d) = rewrite_ports(h, addrs, sport, dport);
             put16(h, TCP_CSUM_OFF, d.apply(ne16(h, TCP_CSUM_OFF)));
         }
-        (Some((sport, dport)), IPPROTO_UDP) => {
+        (Some((sport, dport)), IpProto::UDP) => {
             let h = l4
                 .first_chunk_mut::<UDP_HLEN>()
                 .ok_or(DropReason::Truncated)?;

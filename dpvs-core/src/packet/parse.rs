@@ -11,7 +11,7 @@ use core::net::Ipv4Addr;
 
 use super::checksum::{ipv4_header_valid, ipv4_header_valid20};
 use super::ether::{ETH_HLEN, ETHERTYPE_ARP, ETHERTYPE_IPV4, ETHERTYPE_VLAN, MacAddr, VLAN_HLEN};
-use super::ipv4::{IP_MF, IP_OFFMASK, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, IPV4_HLEN};
+use super::ipv4::{IP_MF, IP_OFFMASK, IPV4_HLEN, IpProto};
 use crate::drop::DropReason;
 
 pub use super::tcp::flags_valid as tcp_flags_valid;
@@ -77,7 +77,7 @@ pub struct Ipv4Info {
     /// Destination address.
     pub dst: Ipv4Addr,
     /// Protocol number.
-    pub proto: u8,
+    pub proto: IpProto,
     /// Time to live as received.
     pub ttl: u8,
     /// Offset of the L4 header from the start of the frame (after any IP options).
@@ -210,8 +210,8 @@ pub struct Common {
     pub dst: Ipv4Addr,
     pub sport: u16,
     pub dport: u16,
-    /// [`IPPROTO_TCP`] or [`IPPROTO_UDP`].
-    pub proto: u8,
+    /// [`IpProto::TCP`] or [`IpProto::UDP`].
+    pub proto: IpProto,
     pub ttl: u8,
     /// TCP flags; 0 for UDP.
     pub tcp_flags: u8,
@@ -248,15 +248,16 @@ pub fn common(data: &[u8]) -> Option<Common> {
     }
     let l4 = &h[COMMON_L4..];
     let payload = total - IPV4_HLEN;
-    let tcp_flags = match ip[9] {
-        IPPROTO_TCP => {
+    let proto = IpProto(ip[9]);
+    let tcp_flags = match proto {
+        IpProto::TCP => {
             let doff = usize::from(l4[12] >> 4) * 4;
             if doff < TCP_HLEN || doff > payload {
                 return None;
             }
             l4[13]
         }
-        IPPROTO_UDP => {
+        IpProto::UDP => {
             let ulen = usize::from(be(l4[4], l4[5]));
             if ulen < UDP_HLEN || ulen > payload {
                 return None;
@@ -270,7 +271,7 @@ pub fn common(data: &[u8]) -> Option<Common> {
         dst: Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]),
         sport: be(l4[0], l4[1]),
         dport: be(l4[2], l4[3]),
-        proto: ip[9],
+        proto,
         ttl: ip[8],
         tcp_flags,
         total_len,
@@ -282,7 +283,7 @@ pub fn common(data: &[u8]) -> Option<Common> {
 pub(super) fn parse_common(data: &[u8]) -> Option<Packet> {
     let c = common(data)?;
     let l4 = data.get(COMMON_L4..)?.first_chunk::<TCP_HLEN>()?;
-    let l4 = if c.proto == IPPROTO_TCP {
+    let l4 = if c.proto == IpProto::TCP {
         let doff = u16::from(l4[12] >> 4) * 4;
         L4::Tcp(TcpInfo {
             sport: c.sport,
@@ -394,7 +395,7 @@ fn parse_ipv4(data: &[u8], l3_off: usize) -> Result<Ipv4Info, DropReason> {
     if u16::from_be_bytes([h[6], h[7]]) & (IP_MF | IP_OFFMASK) != 0 {
         return Err(DropReason::IpFragment);
     }
-    let proto = h[9];
+    let proto = IpProto(h[9]);
     let l4 = ip.get(hlen..total).unwrap_or_default();
     Ok(Ipv4Info {
         l3_off,
@@ -409,11 +410,11 @@ fn parse_ipv4(data: &[u8], l3_off: usize) -> Result<Ipv4Info, DropReason> {
 }
 
 /// Parses the L4 header in `l4`, the IP payload (padding excluded).
-fn parse_l4(proto: u8, l4: &[u8]) -> Result<L4, DropReason> {
+fn parse_l4(proto: IpProto, l4: &[u8]) -> Result<L4, DropReason> {
     match proto {
-        IPPROTO_TCP => parse_tcp(l4).map(L4::Tcp),
-        IPPROTO_UDP => parse_udp(l4),
-        IPPROTO_ICMP => {
+        IpProto::TCP => parse_tcp(l4).map(L4::Tcp),
+        IpProto::UDP => parse_udp(l4),
+        IpProto::ICMP => {
             let h = l4.first_chunk::<ICMP_HLEN>().ok_or(DropReason::Truncated)?;
             Ok(L4::Icmp {
                 icmp_type: h[0],

@@ -7,7 +7,7 @@ use core::net::SocketAddrV4;
 use super::ether::{
     ETH_ZLEN, ETHERTYPE_IPV4, MacAddr, reply_macs, write_header as write_eth_header,
 };
-use super::ipv4::{DEFAULT_TTL, IPPROTO_TCP, IPV4_HLEN, write_header};
+use super::ipv4::{DEFAULT_TTL, IPV4_HLEN, IpProto, write_header};
 use super::parse::{Packet, TCP_HLEN, TcpInfo};
 
 /// FIN flag.
@@ -77,7 +77,7 @@ fn write_rst_headers(
         iph,
         *src.ip(),
         *dst.ip(),
-        IPPROTO_TCP,
+        IpProto::TCP,
         DEFAULT_TTL,
         TCP_HLEN,
     )?;
@@ -88,7 +88,7 @@ fn write_rst_headers(
     tcph.get_mut(..TCP_HLEN)?.copy_from_slice(&[
         sp0, sp1, dp0, dp1, s0, s1, s2, s3, a0, a1, a2, a3, 0x50, flags, 0, 0, 0, 0, 0, 0,
     ]);
-    fill_ipv4_l4_checksum(*src.ip(), *dst.ip(), IPPROTO_TCP, tcph);
+    fill_ipv4_l4_checksum(*src.ip(), *dst.ip(), IpProto::TCP, tcph);
     Some(())
 }
 
@@ -168,7 +168,7 @@ mod tests {
         assert!(ipv4_l4_valid(
             ip.src,
             ip.dst,
-            IPPROTO_TCP,
+            IpProto::TCP,
             &buf[ip.l4_off..ip.l4_off + TCP_HLEN]
         ));
     }

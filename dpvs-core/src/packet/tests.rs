@@ -9,11 +9,12 @@ use super::arp::{REQUEST_LEN, reply_in_place, write_gratuitous, write_request};
 use super::checksum::{ipv4_header_valid, ipv4_l4_valid};
 use super::ether::{MacAddr, dst_mac, src_mac};
 use super::icmp::echo_reply_in_place;
+use super::ipv4::IpProto;
 use super::nat::rewrite_ipv4;
 use super::parse::*;
 use super::tcp::{ACK, CWR, ECE, FIN, PSH, RST, SYN, URG, rst_reply_in_place};
-use super::testutil::*;
 use crate::drop::DropReason;
+use dpvs_testkit::frames::*;
 
 const OUR: MacAddr = MacAddr(OUR_MAC);
 const PEER: MacAddr = MacAddr(PEER_MAC);
@@ -43,7 +44,7 @@ fn parses_tcp_with_options() {
     let i = ip(&p);
     assert_eq!(
         (i.src, i.dst, i.proto, i.ttl),
-        (*s.src.ip(), *s.dst.ip(), 6, 64)
+        (*s.src.ip(), *s.dst.ip(), IpProto::TCP, 64)
     );
     assert_eq!(i.l4_off, 34);
     assert_eq!(usize::from(i.total_len), 20 + 24 + 33);
@@ -476,6 +477,7 @@ fn arb_spec() -> impl Strategy<Value = Spec> {
             payload,
             ip_options: if opts { vec![1, 1, 1, 0] } else { vec![] },
             tcp_mss,
+            ..Spec::default()
         })
 }
 

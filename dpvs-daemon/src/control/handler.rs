@@ -16,6 +16,7 @@ use crate::control::state::{ControlState, Flush};
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::stats::{SlotTotals, Stats};
 use dpvs_core::engine::worker::{Command, ConnView, Event};
+use dpvs_core::packet::ipv4::IpProto;
 
 /// How long the control plane waits for a worker to answer a command.
 const WORKER_REPLY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -129,8 +130,8 @@ impl Control {
                 let (reply, rx) = bounded(1);
                 let cmd = match flush {
                     Flush::None => return None,
-                    Flush::Rs(rs_slot) => Command::FlushRs { rs_slot, reply },
-                    Flush::Service(svc_slot) => Command::FlushService { svc_slot, reply },
+                    Flush::Rs(rs_slot) => Command::CutRs { rs_slot, reply },
+                    Flush::Service(svc_slot) => Command::CutService { svc_slot, reply },
                 };
                 tx.send_timeout(cmd, WORKER_REPLY_TIMEOUT).ok().map(|_| rx)
             })
@@ -346,7 +347,7 @@ fn counters(t: &SlotTotals) -> Counters {
 
 fn conn_info(c: &ConnView, worker: u16) -> ConnInfo {
     ConnInfo {
-        proto: if c.proto == Proto::Udp.number() {
+        proto: if c.proto == IpProto::UDP {
             Proto::Udp
         } else {
             Proto::Tcp

@@ -14,6 +14,7 @@ use dpvs_core::engine::sched::Schedule;
 use dpvs_core::engine::snapshot::{LocalAddr, PortConf, RealServer, Service, Snapshot};
 use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::packet::ether::MacAddr;
+use dpvs_core::packet::ipv4::IpProto;
 
 /// A port known to the control plane.
 #[derive(Clone, Debug)]
@@ -642,7 +643,7 @@ impl ControlState {
         for s in &self.services {
             let IpAddr::V4(vip) = s.key.vip else { continue };
             service_index.insert(
-                (s.key.proto.number(), vip.to_bits(), s.key.port),
+                (IpProto::from(s.key.proto), vip.to_bits(), s.key.port),
                 services.len() as u32,
             );
             services.push(self.service_snapshot(s));

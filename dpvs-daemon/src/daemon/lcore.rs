@@ -3,15 +3,15 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crossbeam_channel::{Receiver, Sender};
+
 use crate::control::publish::Readers;
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::stats::Stats;
-use dpvs_core::engine::worker::{Ctx, Output, Worker, steer};
+use dpvs_core::engine::worker::{BURST, Command, Ctx, Event, Output, Worker, steer};
 use dpvs_core::packet::Frame;
 use dpvs_dpdk::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, rdtsc};
 
-/// Packets per RX burst and per TX flush.
-pub const BURST: usize = 32;
 /// The most connection-table entries a worker examines for expiry in one loop iteration.
 const SWEEP_BUDGET: usize = 64;
 /// The pace of the expiry sweep: the whole table about once per this many milliseconds (or
@@ -138,6 +138,10 @@ impl Output<Mbuf> for TxPorts {
 /// Everything a worker lcore owns.
 pub(super) struct Lcore {
     pub worker: Worker<Mbuf>,
+    /// The control plane's requests to this worker, served between bursts.
+    pub commands: Receiver<Command>,
+    /// Where the worker's events (neighbour learnings) go to the control plane.
+    pub events: Sender<Event>,
     pub workers: u16,
     pub rx: Vec<RxPort>,
     pub tx: TxPorts,
@@ -234,6 +238,13 @@ impl Lcore {
             // The iteration's start time is close enough for the pace: no extra TSC read.
             let budget = sweep.budget(t0, self.worker.conns().capacity(), self.cycles_per_ms);
             self.worker.housekeeping(&ctx, budget, &mut self.tx);
+            while let Ok(cmd) = self.commands.try_recv() {
+                self.worker.serve(&ctx, cmd);
+            }
+            while let Some(e) = self.worker.poll_event() {
+                // The control plane may be busy; a lost learning is repeated by the next ARP.
+                let _ = self.events.try_send(e);
+            }
             if pkts > 0 {
                 counters.busy_cycles.add(rdtsc() - t0);
                 counters.busy_pkts.add(pkts as u64);

@@ -24,7 +24,6 @@ use dpvs_core::engine::worker::{Command, Event, Worker, WorkerLimits};
 use dpvs_core::packet::MacAddr;
 use dpvs_dpdk::{Eal, Launched, Mempool, Ring, RingConsumer, RingProducer, launch};
 
-pub use lcore::BURST;
 use lcore::{Lcore, RxPort, TxPorts};
 use ports::{DpdkDataplane, OpenPort};
 
@@ -267,17 +266,11 @@ fn launch_workers(
     };
     let mut launched = Vec::new();
     for (w, ((lcore, cmds), (rx, tx))) in lcores.iter().zip(commands).zip(queues).enumerate() {
-        let worker = Worker::new(
-            w as u16,
-            n as u16,
-            limits,
-            seed,
-            Arc::clone(stats),
-            events.clone(),
-            cmds,
-        );
+        let worker = Worker::new(w as u16, n as u16, limits, seed, Arc::clone(stats));
         let job = Lcore {
             worker,
+            commands: cmds,
+            events: events.clone(),
             workers: n as u16,
             rx: rx
                 .into_iter()

@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use dpvs_core::packet::checksum::{fill_ipv4_header_checksum, fill_ipv4_l4_checksum};
 use dpvs_core::packet::ether::set_macs;
-use dpvs_core::packet::ipv4::{IPPROTO_TCP, IPPROTO_UDP};
+use dpvs_core::packet::ipv4::IpProto;
 use dpvs_core::packet::{MacAddr, nat, parse};
 
 use super::*;
@@ -17,7 +17,7 @@ const DUT: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x01]);
 const RS_MAC: MacAddr = MacAddr([2, 0, 0, 0, 0, 0x21]);
 const FLOW: u32 = 70_000;
 
-fn net(expect: Expect, proto: u8) -> Net {
+fn net(expect: Expect, proto: IpProto) -> Net {
     Net {
         expect,
         our_mac: GEN,
@@ -82,7 +82,7 @@ fn fnat_ok(n: &Net, flow: u32) -> Vec<u8> {
 }
 
 /// Recomputes both checksums (for corruptions that must not be caught as checksum errors).
-fn fix_checksums(b: &mut [u8], proto: u8) {
+fn fix_checksums(b: &mut [u8], proto: IpProto) {
     let total = usize::from(u16::from_be_bytes([b[L3_OFF + 2], b[L3_OFF + 3]]));
     b[L3_OFF + 10] = 0;
     b[L3_OFF + 11] = 0;
@@ -94,7 +94,7 @@ fn fix_checksums(b: &mut [u8], proto: u8) {
 
 #[test]
 fn fnat_correct_rewrite_is_accepted() {
-    for proto in [IPPROTO_TCP, IPPROTO_UDP] {
+    for proto in [IpProto::TCP, IpProto::UDP] {
         let n = net(Expect::Fnat, proto);
         let s = n.check(&fnat_ok(&n, FLOW)).unwrap();
         assert_eq!(s.side, Side::Rs);
@@ -105,7 +105,7 @@ fn fnat_correct_rewrite_is_accepted() {
 
 #[test]
 fn fnat_wrong_rewrites_are_refused() {
-    let n = net(Expect::Fnat, IPPROTO_TCP);
+    let n = net(Expect::Fnat, IpProto::TCP);
     let rs = n.rs[0];
     // Wrong local address: not one of the balancer's.
     let wrong_laddr = rewrite(sent(&n, FLOW), "10.0.2.3:40000".parse().unwrap(), rs);
@@ -126,7 +126,7 @@ fn fnat_wrong_rewrites_are_refused() {
 
 #[test]
 fn bad_checksums_ttl_and_macs_are_refused() {
-    let n = net(Expect::Fnat, IPPROTO_TCP);
+    let n = net(Expect::Fnat, IpProto::TCP);
     let good = fnat_ok(&n, FLOW);
     // An address rewritten without fixing the L4 checksum.
     let mut b = good.clone();
@@ -147,7 +147,7 @@ fn bad_checksums_ttl_and_macs_are_refused() {
     // TTL not decremented (checksums consistent).
     let mut b = good.clone();
     b[L3_OFF + 8] = 64;
-    fix_checksums(&mut b, IPPROTO_TCP);
+    fix_checksums(&mut b, IpProto::TCP);
     assert_eq!(n.check(&b), Err(Bad::Ttl));
     // MACs not rewritten.
     let mut b = good.clone();
@@ -156,13 +156,13 @@ fn bad_checksums_ttl_and_macs_are_refused() {
     // The probe names a flow that does not exist.
     let mut b = good;
     b[L4_OFF + 20 + 4..L4_OFF + 20 + 8].copy_from_slice(&200_000u32.to_be_bytes());
-    fix_checksums(&mut b, IPPROTO_TCP);
+    fix_checksums(&mut b, IpProto::TCP);
     assert_eq!(n.check(&b), Err(Bad::Probe));
 }
 
 #[test]
 fn fnat_reply_to_client() {
-    let n = net(Expect::Fnat, IPPROTO_TCP);
+    let n = net(Expect::Fnat, IpProto::TCP);
     // What the real server sends, rewritten by the balancer to VIP → client.
     let ok = rewrite(sent(&n, FLOW), n.vip, client(&n, FLOW));
     let s = n.check(&ok).unwrap();
@@ -181,7 +181,7 @@ fn fnat_reply_to_client() {
 
 #[test]
 fn nat_rewrites_destination_only() {
-    let n = net(Expect::Nat, IPPROTO_UDP);
+    let n = net(Expect::Nat, IpProto::UDP);
     let ok = rewrite(sent(&n, FLOW), client(&n, FLOW), n.rs[0]);
     assert_eq!(n.check(&ok).unwrap().side, Side::Rs);
     let snat = rewrite(sent(&n, FLOW), "10.0.1.3:40000".parse().unwrap(), n.rs[0]);
@@ -194,7 +194,7 @@ fn nat_rewrites_destination_only() {
 
 #[test]
 fn dr_changes_only_the_destination_mac() {
-    let mut n = net(Expect::Dr, IPPROTO_TCP);
+    let mut n = net(Expect::Dr, IpProto::TCP);
     n.rs_macs = vec![MacAddr([2, 0, 0, 0, 0, 0x20]), RS_MAC];
     let mut ok = sent(&n, FLOW);
     set_macs(&mut ok, RS_MAC, DUT);
@@ -226,14 +226,15 @@ fn encapsulate(inner: &[u8], src: Ipv4Addr, dst: Ipv4Addr) -> Vec<u8> {
     let mut b = vec![0u8; 14 + 20 + total];
     set_macs(&mut b, GEN, DUT);
     b[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    dpvs_core::packet::ipv4::write_header(&mut b[14..34], src, dst, 4, 64, total).unwrap();
+    dpvs_core::packet::ipv4::write_header(&mut b[14..34], src, dst, IpProto::IPIP, 64, total)
+        .unwrap();
     b[34..].copy_from_slice(&ip[..total]);
     b
 }
 
 #[test]
 fn tun_outer_header_and_unchanged_inner() {
-    let n = net(Expect::Tun, IPPROTO_TCP);
+    let n = net(Expect::Tun, IpProto::TCP);
     let lb = n.tun_src;
     let rs = *n.rs[1].ip();
     let ok = encapsulate(&sent(&n, FLOW), lb, rs);
@@ -273,30 +274,30 @@ fn tun_outer_header_and_unchanged_inner() {
 
 #[test]
 fn testpmd_reflections() {
-    let n = net(Expect::Io, IPPROTO_UDP);
+    let n = net(Expect::Io, IpProto::UDP);
     let b = sent(&n, FLOW);
     assert_eq!(n.check(&b).unwrap().side, Side::Rs);
     let mut swapped = b.clone();
     set_macs(&mut swapped, GEN, DUT);
     assert_eq!(n.check(&swapped), Err(Bad::Mac));
-    let m = net(Expect::Macswap, IPPROTO_UDP);
+    let m = net(Expect::Macswap, IpProto::UDP);
     assert!(m.check(&swapped).is_ok());
     assert_eq!(m.check(&b), Err(Bad::Mac));
     // io must not decrement the TTL.
     let mut t = b;
     t[L3_OFF + 8] = 63;
-    fix_checksums(&mut t, IPPROTO_UDP);
+    fix_checksums(&mut t, IpProto::UDP);
     assert_eq!(n.check(&t), Err(Bad::Ttl));
 }
 
 #[test]
 fn garbage_is_malformed() {
-    let n = net(Expect::Fnat, IPPROTO_TCP);
+    let n = net(Expect::Fnat, IpProto::TCP);
     assert_eq!(n.check(&[]), Err(Bad::Malformed));
     assert_eq!(n.check(&[0u8; 60]), Err(Bad::Malformed));
     let good = fnat_ok(&n, FLOW);
     assert_eq!(n.check(&good[..40]), Err(Bad::Malformed));
     // UDP where TCP is expected.
-    let u = net(Expect::Fnat, IPPROTO_UDP);
+    let u = net(Expect::Fnat, IpProto::UDP);
     assert_eq!(n.check(&fnat_ok(&u, FLOW)), Err(Bad::Malformed));
 }

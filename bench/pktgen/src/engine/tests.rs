@@ -6,7 +6,6 @@
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use crossbeam_channel::{bounded, unbounded};
 use dpvs_core::engine::neigh::NeighTable;
 use dpvs_core::engine::snapshot::Snapshot;
 use dpvs_core::engine::stats::Stats;
@@ -65,8 +64,6 @@ impl Dut {
         let mut state = ControlState::new(ports, cfg.timeouts, 4096);
         state.apply_config(&cfg).expect("config applies");
         let stats = Arc::new(Stats::new(1, 4096));
-        let (ev, _ev_rx) = bounded(1024);
-        let (_cmd, cmd_rx) = unbounded();
         let limits = WorkerLimits {
             conns: 65536,
             pending_per_hop: 8,
@@ -75,7 +72,7 @@ impl Dut {
         let mut dut = Dut {
             snap: state.snapshot(),
             neigh: state.neigh_table(),
-            worker: Worker::new(0, 1, limits, 0, stats, ev, cmd_rx),
+            worker: Worker::new(0, 1, limits, 0, stats),
             now_ms: 1000,
         };
         dut.process_all(Vec::new());
@@ -115,7 +112,11 @@ fn plan(traffic: Traffic, flows: u32) -> Plan {
             ],
             rs_macs: Vec::new(),
             tun_src: Ipv4Addr::new(10, 0, 0, 1),
-            proto: if traffic == Traffic::EstUdp { 17 } else { 6 },
+            proto: if traffic == Traffic::EstUdp {
+                IpProto::UDP
+            } else {
+                IpProto::TCP
+            },
             ttl: 64,
         },
         order: Order::Random,

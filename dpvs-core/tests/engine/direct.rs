@@ -1,5 +1,4 @@
-//! DR and TUN through the worker without DPDK (harness and lab: `common::rig`, `common`):
-//! replies bypass the balancer, so only the client's direction is seen.
+//! DR and TUN: replies bypass the balancer, so only the client's direction is seen.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
@@ -104,7 +103,7 @@ fn deleting_a_direct_real_server_resets_the_client() {
         rig.republish();
         let (tx, rx) = crossbeam_channel::bounded(1);
         rig.commands
-            .send(Command::FlushRs {
+            .send(Command::CutRs {
                 rs_slot: slot,
                 reply: tx,
             })

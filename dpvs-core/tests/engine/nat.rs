@@ -1,5 +1,4 @@
-//! NAT mode through the worker without DPDK (harness and lab: `common::rig`, `common`): the
-//! real server sees the client's own address, its replies come back through us.
+//! NAT mode: the real server sees the client's own address, its replies come back through us.
 
 use std::net::{IpAddr, SocketAddrV4};
 
