@@ -55,14 +55,20 @@ impl Control {
             Request::Stats => Ok(Response::Stats(self.stats_info())),
             Request::LinkList => Ok(Response::Links(self.dataplane.links())),
             Request::ServiceDel { service } => {
-                let flush = self.state.service_del(&service)?;
+                let flush = self
+                    .state
+                    .service_del(&service)
+                    .map_err(|e| e.to_string())?;
                 if let Flush::Service(slot) = flush {
                     self.state.service_hide(slot);
                 }
                 self.apply_deletion(flush)
             }
             Request::RsDel { service, addr } => {
-                let flush = self.state.rs_del(&service, addr)?;
+                let flush = self
+                    .state
+                    .rs_del(&service, addr)
+                    .map_err(|e| e.to_string())?;
                 self.apply_deletion(flush)
             }
             change => {
@@ -73,9 +79,10 @@ impl Control {
         }
     }
 
+    /// A change to the state; its refusal becomes the protocol's one-line error.
     fn change(&mut self, req: Request) -> Result<(), String> {
         let s = &mut self.state;
-        match req {
+        let result = match req {
             Request::ServiceAdd(spec) => s.service_add(spec.key, spec.sched, spec.forward),
             Request::ServiceEdit(spec) => s.service_edit(spec.key, spec.sched, spec.forward),
             Request::RsAdd { service, rs } => s.rs_add(&service, rs.addr, rs.weight, rs.forward),
@@ -104,8 +111,9 @@ impl Control {
                 self.publish_neigh();
                 r
             }
-            other => Err(format!("unsupported request {other:?}")),
-        }
+            other => return Err(format!("unsupported request {other:?}")),
+        };
+        result.map_err(|e| e.to_string())
     }
 
     /// A deletion in three steps: publish a snapshot without the deleted object (no new
@@ -275,14 +283,7 @@ impl Control {
         limit: Option<u32>,
     ) -> Result<Vec<ConnInfo>, String> {
         let svc_slot = match service {
-            Some(k) => Some(
-                self.state
-                    .services
-                    .iter()
-                    .find(|s| s.key == k)
-                    .map(|s| s.slot)
-                    .ok_or_else(|| format!("no service {k}"))?,
-            ),
+            Some(k) => Some(self.state.service(&k).map_err(|e| e.to_string())?.slot),
             None => None,
         };
         let limit = limit.map_or(DEFAULT_CONN_LIMIT, |l| l as usize);

@@ -1,5 +1,10 @@
-//! The control plane: authoritative state, snapshots and the control socket.
+//! The control plane: the authoritative state (`state`, refusing bad changes with an `error`),
+//! the snapshots compiled from it (`compile`) and published to the workers (`publish`), request
+//! handling (`handler`) and the control socket (`server`).
+mod compile;
+pub mod error;
 pub mod handler;
 pub mod publish;
 pub mod server;
+mod slots;
 pub mod state;

@@ -217,7 +217,7 @@ fn build_control(
         })
         .collect();
     let mut state = ControlState::new(port_states, cfg.timeouts, STAT_SLOTS as u32);
-    state.apply_config(cfg)?;
+    state.apply_config(cfg).map_err(|e| e.to_string())?;
     let publisher = Publisher::new(state.snapshot(), state.neigh_table());
     let (cmd_tx, cmd_rx): (Vec<_>, Vec<_>) = lcores.iter().map(|_| bounded(COMMAND_QUEUE)).unzip();
     let (events, events_rx) = bounded(EVENT_QUEUE);
