@@ -8,7 +8,7 @@ use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::engine::worker::Command;
 use dpvs_core::packet::tcp::{ACK, FIN, PSH, SYN};
 use dpvs_core::packet::{Frame, VecFrame, checksum};
-use dpvs_daemon::control::state::Flush;
+use dpvs_daemon::control::state::Cut;
 
 use dpvs_testkit::lab::*;
 use dpvs_testkit::rig::*;
@@ -98,8 +98,8 @@ fn deleting_a_direct_real_server_resets_the_client() {
         let (mut rig, key) = direct_rig(forward, 8000);
         rig.send(0, &client_to(8000, SYN, 1000, b""));
         rig.send(0, &client_to(8000, ACK, 1001, b""));
-        let flush = rig.state.rs_del(&key, sa(RS1, 8000)).unwrap();
-        let Flush::Rs(slot) = flush else { panic!() };
+        let cut = rig.state.rs_del(&key, sa(RS1, 8000)).unwrap();
+        let Cut::Rs(slot) = cut else { panic!() };
         rig.republish();
         let (tx, rx) = crossbeam_channel::bounded(1);
         rig.commands

@@ -8,7 +8,7 @@ use dpvs_core::drop::DropReason;
 use dpvs_core::engine::tcp_state::TcpState;
 use dpvs_core::engine::worker::Command;
 use dpvs_core::packet::tcp::{ACK, FIN, SYN};
-use dpvs_daemon::control::state::Flush;
+use dpvs_daemon::control::state::Cut;
 use dpvs_testkit::lab::*;
 use dpvs_testkit::rig::*;
 
@@ -71,18 +71,18 @@ fn a_new_syn_on_a_cut_connection_is_a_new_connection() {
     rig.send(1, &rs_tcp(RS1, lport2, FIN | ACK, 5001, 1002, b""));
     rig.send(0, &client_tcp(cport2, ACK, 1002, 5002, b""));
     let rs1 = sa(RS1, RPORT_TCP);
-    let flush = rig.state.rs_del(&tcp_svc(), rs1).unwrap();
+    let cut = rig.state.rs_del(&tcp_svc(), rs1).unwrap();
     rig.republish();
     let (reply, rx) = bounded(1);
-    let Flush::Rs(rs_slot) = flush else {
-        panic!("rs_del flushes a real server: {flush:?}")
+    let Cut::Rs(rs_slot) = cut else {
+        panic!("rs_del cuts a real server's connections: {cut:?}")
     };
     rig.commands
         .send(Command::CutRs { rs_slot, reply })
         .unwrap();
     rig.housekeeping();
     assert_eq!(rx.try_recv(), Ok(2), "both connections to RS1 cut");
-    rig.state.release(flush);
+    rig.state.release(cut);
     rig.state.rs_add(&tcp_svc(), rs1, 1, None).unwrap();
     rig.republish();
     let created = rig.counters().conns_created.get();

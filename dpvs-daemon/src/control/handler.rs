@@ -12,7 +12,7 @@ use dpvs_api::{
 };
 
 use crate::control::publish::Publisher;
-use crate::control::state::{ControlState, Flush};
+use crate::control::state::{ControlState, Cut};
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::stats::{SlotTotals, Stats};
 use dpvs_core::engine::worker::{Command, ConnView, Event};
@@ -55,21 +55,21 @@ impl Control {
             Request::Stats => Ok(Response::Stats(self.stats_info())),
             Request::LinkList => Ok(Response::Links(self.dataplane.links())),
             Request::ServiceDel { service } => {
-                let flush = self
+                let cut = self
                     .state
                     .service_del(&service)
                     .map_err(|e| e.to_string())?;
-                if let Flush::Service(slot) = flush {
+                if let Cut::Service(slot) = cut {
                     self.state.service_hide(slot);
                 }
-                self.apply_deletion(flush)
+                self.apply_deletion(cut)
             }
             Request::RsDel { service, addr } => {
-                let flush = self
+                let cut = self
                     .state
                     .rs_del(&service, addr)
                     .map_err(|e| e.to_string())?;
-                self.apply_deletion(flush)
+                self.apply_deletion(cut)
             }
             change => {
                 self.change(change)?;
@@ -120,26 +120,26 @@ impl Control {
     /// connections to it), have every worker drop the connections to it, then free its
     /// counter slots. Dropped connections are answered with a RST by the workers when their
     /// next segment arrives.
-    fn apply_deletion(&mut self, flush: Flush) -> Result<Response, String> {
+    fn apply_deletion(&mut self, cut: Cut) -> Result<Response, String> {
         self.publish();
-        let result = self.flush_workers(flush);
-        for slot in self.state.release(flush) {
+        let result = self.cut_workers(cut);
+        for slot in self.state.release(cut) {
             self.stats.reset_slot(slot);
         }
         self.publish();
         result.map(|_| Response::Done)
     }
 
-    fn flush_workers(&self, flush: Flush) -> Result<usize, String> {
+    fn cut_workers(&self, cut: Cut) -> Result<usize, String> {
         let replies: Vec<_> = self
             .commands
             .iter()
             .filter_map(|tx| {
                 let (reply, rx) = bounded(1);
-                let cmd = match flush {
-                    Flush::None => return None,
-                    Flush::Rs(rs_slot) => Command::CutRs { rs_slot, reply },
-                    Flush::Service(svc_slot) => Command::CutService { svc_slot, reply },
+                let cmd = match cut {
+                    Cut::None => return None,
+                    Cut::Rs(rs_slot) => Command::CutRs { rs_slot, reply },
+                    Cut::Service(svc_slot) => Command::CutService { svc_slot, reply },
                 };
                 tx.send_timeout(cmd, WORKER_REPLY_TIMEOUT).ok().map(|_| rx)
             })
@@ -148,7 +148,7 @@ impl Control {
         for (w, rx) in replies.iter().enumerate() {
             total += rx
                 .recv_timeout(WORKER_REPLY_TIMEOUT)
-                .map_err(|_| format!("worker {w} did not answer the flush in time"))?;
+                .map_err(|_| format!("worker {w} did not answer the cut in time"))?;
         }
         Ok(total)
     }

@@ -49,13 +49,13 @@ pub struct ControlState {
     pub(super) neigh_generation: u64,
 }
 
-/// A change whose consequences reach into the workers' tables.
+/// The connections a deletion cuts in the workers' tables (see `engine::worker::ending`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flush {
+pub enum Cut {
     None,
-    /// Connections counted in this real-server slot must go (and then the slot is freed).
+    /// Those counted in this real-server slot (and then the slot is freed).
     Rs(u32),
-    /// Connections of this service slot must go; the slots are freed afterwards.
+    /// Those of this service slot; its slots are freed afterwards.
     Service(u32),
 }
 

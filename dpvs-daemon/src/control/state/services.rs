@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
 use dpvs_api::{Forward, Sched, ServiceKey};
 
-use super::{ControlState, Flush, v4};
+use super::{ControlState, Cut, v4};
 use crate::control::error::{ControlError, OwnAddress, RealServerOf};
 
 #[derive(Clone, Debug)]
@@ -110,13 +110,13 @@ impl ControlState {
         Ok(())
     }
 
-    /// Removes a service; the caller flushes its connections, then calls [`Self::release`].
-    pub fn service_del(&mut self, key: &ServiceKey) -> Result<Flush, ControlError> {
+    /// Removes a service; the caller cuts its connections, then calls [`Self::release`].
+    pub fn service_del(&mut self, key: &ServiceKey) -> Result<Cut, ControlError> {
         let i = self.service_pos(key)?;
-        Ok(Flush::Service(self.services[i].slot))
+        Ok(Cut::Service(self.services[i].slot))
     }
 
-    /// Stops scheduling to a service before its connections are flushed.
+    /// Stops scheduling to a service before its connections are cut.
     pub fn service_hide(&mut self, slot: u32) {
         if let Some(s) = self.services.iter_mut().find(|s| s.slot == slot) {
             for r in &mut s.rs {
@@ -173,13 +173,13 @@ impl ControlState {
         Ok(())
     }
 
-    /// Removes a real server from the schedule; the caller flushes its connections, then calls
+    /// Removes a real server from the schedule; the caller cuts its connections, then calls
     /// [`Self::release`].
-    pub fn rs_del(&mut self, key: &ServiceKey, addr: SocketAddr) -> Result<Flush, ControlError> {
+    pub fn rs_del(&mut self, key: &ServiceKey, addr: SocketAddr) -> Result<Cut, ControlError> {
         let addr = v4_rs(addr)?;
         let (i, j) = self.rs_pos(key, addr)?;
         let rs = self.services[i].rs.remove(j);
-        Ok(Flush::Rs(rs.slot))
+        Ok(Cut::Rs(rs.slot))
     }
 
     /// Where real server `addr` of service `key` is: (service, real server) indices.
@@ -199,11 +199,11 @@ impl ControlState {
     /// Finishes a deletion once the workers let go of the connections: frees the counter
     /// slots (and, for a service, removes it) and returns the freed slots, which the caller
     /// zeroes before anything reuses them.
-    pub fn release(&mut self, flush: Flush) -> Vec<u32> {
-        let freed = match flush {
-            Flush::None => Vec::new(),
-            Flush::Rs(slot) => vec![slot],
-            Flush::Service(slot) => match self.services.iter().position(|s| s.slot == slot) {
+    pub fn release(&mut self, cut: Cut) -> Vec<u32> {
+        let freed = match cut {
+            Cut::None => Vec::new(),
+            Cut::Rs(slot) => vec![slot],
+            Cut::Service(slot) => match self.services.iter().position(|s| s.slot == slot) {
                 Some(i) => {
                     let s = self.services.remove(i);
                     s.rs.iter().map(|r| r.slot).chain([s.slot]).collect()
