@@ -45,6 +45,13 @@ impl Backoff {
         self.delay
     }
 
+    /// The last repair failed (the kernel refused something): retry after a growing delay
+    /// rather than at every reconcile, so a refusal does not turn into a stream of attempts.
+    pub fn on_failure(&mut self, now: Instant) -> Instant {
+        self.delay = (self.delay * 2).clamp(self.cfg.initial, self.cfg.max);
+        now + self.delay
+    }
+
     /// Damage was first noticed at `seen`; the last restore ran at `last_restore`.
     pub fn on_damage(&mut self, seen: Instant, last_restore: Option<Instant>) -> Verdict {
         let fighting =
@@ -88,6 +95,14 @@ mod tests {
             max: 1000 * MS,
             quiet: 500 * MS,
         }
+    }
+
+    #[test]
+    fn failures_back_off_too() {
+        let mut b = Backoff::new(cfg());
+        let t0 = Instant::now();
+        assert_eq!(b.on_failure(t0), t0 + 100 * MS);
+        assert_eq!(b.on_failure(t0), t0 + 200 * MS);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! thread of its own, so the daemon's main thread never becomes async) and the NetworkManager
 //! guard files.
 
-use std::sync::mpsc::{RecvTimeoutError, SyncSender, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -58,6 +58,8 @@ impl BridgeOptions {
 pub struct KernelBridge {
     cmds: Option<UnboundedSender<Command>>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnects when the thread ends (its sender is dropped on the way out).
+    exited: Receiver<()>,
     nm: Option<NmGuard>,
     timeout: Duration,
 }
@@ -76,9 +78,13 @@ impl KernelBridge {
         let start_wait = opts.device_wait + opts.op_timeout * (1 + twins.len() as u32);
         let (cmd_tx, cmd_rx) = unbounded_channel();
         let (ready_tx, ready_rx) = sync_channel(1);
+        let (exit_tx, exited) = sync_channel::<()>(0);
         let thread = std::thread::Builder::new()
             .name("kni-bridge".into())
-            .spawn(move || bridge_thread(opts, twins, cmd_rx, ready_tx))
+            .spawn(move || {
+                let _exit = exit_tx;
+                bridge_thread(opts, twins, cmd_rx, ready_tx);
+            })
             .map_err(|source| KniError::Io {
                 op: "spawn the bridge thread",
                 source,
@@ -86,6 +92,7 @@ impl KernelBridge {
         let mut bridge = KernelBridge {
             cmds: Some(cmd_tx),
             thread: Some(thread),
+            exited,
             nm,
             timeout,
         };
@@ -157,11 +164,8 @@ impl KernelBridge {
         // Closing the command channel ends the loop at its next wake-up.
         drop(self.cmds.take());
         if let Some(thread) = self.thread.take() {
-            let deadline = std::time::Instant::now() + self.timeout;
-            while !thread.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if thread.is_finished() {
+            // Bounded: a thread stuck in the kernel must not hang the daemon's shutdown.
+            if let Err(RecvTimeoutError::Disconnected) = self.exited.recv_timeout(self.timeout) {
                 let _ = thread.join();
             } else {
                 tracing::warn!(

@@ -72,6 +72,8 @@ struct Twin {
     /// Foreign addresses already logged (so that a non-exclusive bridge says it once).
     reported_foreign: BTreeSet<KniAddr>,
     last_error: Option<String>,
+    /// The last repair failed: the next one waits for the backoff, whatever the timing.
+    failing: bool,
 }
 
 impl Twin {
@@ -91,6 +93,7 @@ impl Twin {
             fights: 0,
             reported_foreign: BTreeSet::new(),
             last_error: None,
+            failing: false,
         }
     }
 
@@ -329,7 +332,12 @@ impl Guard {
         }
         report_foreign(t, &diff, exclusive);
         if diff.is_intact() && (!exclusive || diff.foreign_addrs.is_empty()) {
+            t.failing = false;
             t.settled();
+            return;
+        }
+        if t.failing {
+            t.repair_at = Some(t.backoff.on_failure(now));
             return;
         }
         let seen = t.dirty_since.unwrap_or(now);
@@ -420,15 +428,22 @@ impl Guard {
         t.settled();
         t.restores += 1;
         t.last_restore = Some(Instant::now());
+        let how = if full { "full sequence" } else { "targeted" };
         match result {
-            Ok(()) => tracing::info!(
-                ifname = %t.ifname, restores = t.restores,
-                "restored ({}): {what} ({seen})",
-                if full { "full sequence" } else { "targeted" }
-            ),
+            Ok(()) => {
+                t.failing = false;
+                tracing::info!(ifname = %t.ifname, restores = t.restores, "restored ({how}): {what} ({seen})");
+            }
             Err(e) => {
-                tracing::warn!(ifname = %t.ifname, "restore failed: {e} (changed: {what}; {seen})");
-                t.last_error = Some(e.to_string());
+                // Say it once per distinct error; retries back off (see `check`).
+                let msg = e.to_string();
+                if t.last_error.as_deref() != Some(msg.as_str()) {
+                    tracing::warn!(ifname = %t.ifname, "restore ({how}) failed: {msg} (changed: {what}; {seen})");
+                } else {
+                    tracing::debug!(ifname = %t.ifname, "restore ({how}) failed again: {msg}");
+                }
+                t.failing = true;
+                t.last_error = Some(msg);
             }
         }
     }
@@ -618,15 +633,13 @@ async fn fixed_sequence(
     let mut first_err = None;
     for &a in &desired.addrs {
         if let Err(e) = nl.add_addr(ifname, index, a).await {
-            tracing::warn!("{e}");
-            first_err.get_or_insert(e);
+            keep_first(&mut first_err, e);
         }
     }
     nl.set_link(ifname, index, true).await?;
     for &r in &desired.routes {
         if let Err(e) = nl.add_route(ifname, index, r).await {
-            tracing::warn!("{e}");
-            first_err.get_or_insert(e);
+            keep_first(&mut first_err, e);
         }
     }
     first_err.map_or(Ok(()), Err)
@@ -644,7 +657,7 @@ async fn targeted(
     let mut first_err = None;
     let mut keep = |r: Result<(), KniError>| {
         if let Err(e) = r {
-            first_err.get_or_insert(e);
+            keep_first(&mut first_err, e);
         }
     };
     for &a in &diff.missing_addrs {
@@ -679,6 +692,15 @@ fn report_foreign(t: &mut Twin, diff: &Diff, exclusive: bool) {
                 tracing::info!(ifname = %t.ifname, "foreign address {a}: left alone (not exclusive)");
             }
         }
+    }
+}
+
+/// The first error is returned (and logged by the caller); later ones are logged here.
+fn keep_first(first: &mut Option<KniError>, e: KniError) {
+    if first.is_some() {
+        tracing::warn!("{e}");
+    } else {
+        *first = Some(e);
     }
 }
 

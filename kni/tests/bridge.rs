@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use kni::lab::TempDir;
+use kni::lab::{TempDir, wait_until};
 use kni::{BridgeOptions, KernelBridge, KniError, NmGuard, NmOptions, TwinSpec};
 
 const SECOND: Duration = Duration::from_secs(1);
@@ -242,6 +242,43 @@ fn a_recreated_twin_is_configured_again() {
     let took = converge(&ns, SECOND);
     println!("recreated twin configured in {took:?}");
     assert!(took.is_some());
+    bridge.stop();
+}
+
+#[test]
+fn a_repair_the_kernel_refuses_is_retried_with_backoff_and_reported() {
+    let mut ns = twin_ns("refused");
+    let opts = BridgeOptions {
+        reconcile_every: Duration::from_millis(200),
+        backoff_initial: Duration::from_millis(500),
+        ..opts()
+    };
+    let bridge = start(opts, spec(), None);
+    // While the twin is away, a route through a gateway it cannot reach becomes desired
+    // (accepted: there is no device to refuse it); the twin comes back and the route fails.
+    ns.ip(&["link", "del", TWIN]).unwrap();
+    let bad = route("10.6.0.0/16", Some("192.0.2.1"));
+    let absent = wait_until(SECOND, Duration::from_millis(10), || {
+        bridge.status().unwrap()[0].ifindex.is_none()
+    });
+    assert!(absent.is_some());
+    bridge.route_add(PORT, bad).unwrap();
+    ns.add_tap(TWIN).unwrap();
+    std::thread::sleep(3 * SECOND);
+    let st = bridge.status().unwrap().remove(0);
+    println!(
+        "{} attempts in 3 s; last error: {:?}",
+        st.restores, st.last_error
+    );
+    assert_eq!(
+        st.last_error.as_deref(),
+        Some("dpdk0.kni: add route 10.6.0.0/16 via 192.0.2.1: Network is unreachable")
+    );
+    // Without the backoff: one attempt per 200 ms reconcile, about 15.
+    assert!(st.restores <= 5, "{st:?}");
+    // Everything else is in place.
+    assert!(holds(&ns, &SPEC_ADDRS, &SPEC_ROUTES));
+    bridge.route_del(PORT, bad).unwrap();
     bridge.stop();
 }
 
