@@ -704,7 +704,10 @@ fn keep_first(first: &mut Option<KniError>, e: KniError) {
     }
 }
 
+/// The twin could not be read back: say so and leave the retry to the periodic reconcile (a
+/// still-dirty twin would be checked again at once, over and over).
 fn record_error(t: &mut Twin, e: KniError) {
     tracing::warn!("{e}");
     t.last_error = Some(e.to_string());
+    t.settled();
 }
