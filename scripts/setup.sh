@@ -27,7 +27,7 @@ fi
 
 # 1. Debian packages.
 pkgs=(libdpdk-dev dpdk-dev clang libclang-dev pkg-config iproute2 ethtool curl python3
-      procps iputils-ping build-essential ca-certificates python3-matplotlib coreutils)
+      procps iputils-ping build-essential ca-certificates python3-matplotlib coreutils network-manager dbus udev)
 missing=()
 for p in "${pkgs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
