@@ -1,5 +1,5 @@
 //! Shared set-up for the integration tests: logs, a namespace with a TAP twin, a bridge in it.
-#![allow(dead_code)] // each test file uses its own subset
+#![allow(dead_code, reason = "each test file uses its own subset")]
 
 use std::time::Duration;
 
