@@ -109,11 +109,16 @@ up() {
     ip link add eth0 netns "$ns_rs2" address "$mac_rs2" type veth peer name p-rs2 netns "$ns_sw"
 
     # Balancer namespace: links up, no kernel addresses, no IPv6: dpvs owns them via af_packet.
+    # af_packet leaves the kernel its copy of every frame: keep the namespace's stack off
+    # them (no ARP answers, no packet passes the reverse-path check), so that what reaches
+    # the kernel comes through the kernel twins alone, as with a NIC bound to DPDK.
     no_ipv6 "$ns_lb" lbc lbr
     ns_sysctl "$ns_lb" net.ipv4.ip_forward 0
     local d
     for d in lbc lbr; do
         offloads_off "$ns_lb" "$d"
+        ns_sysctl "$ns_lb" "net.ipv4.conf.$d.arp_ignore" 1
+        ns_sysctl "$ns_lb" "net.ipv4.conf.$d.rp_filter" 1
         nsx "$ns_lb" ip link set "$d" up
     done
 

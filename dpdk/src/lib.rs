@@ -54,7 +54,7 @@ pub use mbuf::Mbuf;
 #[cfg(feature = "eal")]
 pub use mempool::Mempool;
 #[cfg(feature = "eal")]
-pub use port::{Port, PortConfig, PortInfo, PortStats, RxQueue, TxQueue};
+pub use port::{LinkWatch, Port, PortConfig, PortInfo, PortStats, RxQueue, TxQueue};
 #[cfg(feature = "eal")]
 pub use ring::{Ring, RingConsumer, RingProducer};
 

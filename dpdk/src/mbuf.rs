@@ -83,6 +83,13 @@ impl Mbuf {
         self.m().port
     }
 
+    /// Records `port` as the packet's port: the data plane uses it to carry, with a packet
+    /// handed between threads, the port it came in on or must go out of.
+    #[inline]
+    pub fn set_port(&mut self, port: u16) {
+        self.m_mut().port = port;
+    }
+
     /// The raw `rte_mbuf` offload flags (`RTE_MBUF_F_*`).
     #[inline]
     pub fn ol_flags(&self) -> u64 {

@@ -490,6 +490,38 @@ impl Port {
     }
 }
 
+impl Port {
+    /// A handle that reads the port's link state from another thread (the kernel bridge's
+    /// shuttle checks it before it sends the kernel's frames out of the port). Like a queue
+    /// handle, it keeps the port from being stopped while it exists.
+    pub fn link_watch(&self) -> LinkWatch {
+        LinkWatch {
+            port: Arc::clone(&self.inner),
+        }
+    }
+}
+
+/// Reads one port's link state (`Send` and `Sync`: it only reads).
+pub struct LinkWatch {
+    port: Arc<PortInner>,
+}
+
+impl std::fmt::Debug for LinkWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LinkWatch({})", self.port.name)
+    }
+}
+
+impl LinkWatch {
+    /// Whether the link is up, without waiting for the device to find out.
+    pub fn is_up(&self) -> bool {
+        let mut link = dpdk_sys::rte_eth_link::default();
+        // SAFETY: the port is attached while this handle holds it; link is writable.
+        let ret = unsafe { dpdk_sys::rte_eth_link_get_nowait(self.port.id, &mut link) };
+        ret == 0 && link.link_status() != 0
+    }
+}
+
 /// Marks queue `q` handed out, refusing unknown or already taken queues.
 fn take(taken: &mut [bool], q: u16, op: impl Fn() -> String) -> Result<(), DpdkError> {
     match taken.get_mut(usize::from(q)) {

@@ -24,7 +24,8 @@ pub enum DropReason {
     BadTcpFlags,
     /// Non-SYN TCP segment for a connection that does not exist (answered with a RST).
     NoConnection,
-    /// Not addressed to us and no service: would go to the kernel bridge.
+    /// Not addressed to us and no service, on a port without a kernel twin (with one, it goes
+    /// to the kernel).
     NotOurs,
     /// Destination is one of our addresses but no service and no local handler.
     NoService,
@@ -61,11 +62,13 @@ pub enum DropReason {
     /// A direct-routing real server a route puts behind a gateway: DR can only reach real
     /// servers on the balancer's own link.
     RsNotOnLink,
+    /// For the kernel, but the worker's ring to the kernel bridge was full.
+    KernelFull,
 }
 
 impl DropReason {
     /// Every reason, in counter-index order.
-    pub const ALL: [DropReason; 26] = [
+    pub const ALL: [DropReason; 27] = [
         DropReason::Truncated,
         DropReason::UnknownEthertype,
         DropReason::BadIpHeader,
@@ -92,6 +95,7 @@ impl DropReason {
         DropReason::NoBuffer,
         DropReason::TooBig,
         DropReason::RsNotOnLink,
+        DropReason::KernelFull,
     ];
     /// Number of reasons: the length of a per-worker counter array.
     pub const COUNT: usize = Self::ALL.len();
@@ -130,6 +134,7 @@ impl DropReason {
             DropReason::NoBuffer => "no_buffer",
             DropReason::TooBig => "too_big",
             DropReason::RsNotOnLink => "rs_not_on_link",
+            DropReason::KernelFull => "kernel_full",
         }
     }
 }

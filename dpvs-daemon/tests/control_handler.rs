@@ -45,6 +45,7 @@ fn control_from(mut state: ControlState) -> Control {
         stats: Arc::new(Stats::new(WORKERS, SLOTS as usize)),
         commands: vec![],
         dataplane: Box::new(Detached),
+        kernel: Default::default(),
     }
 }
 

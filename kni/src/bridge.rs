@@ -227,3 +227,24 @@ fn validate(twins: &[TwinSpec]) -> Result<(), KniError> {
     }
     Ok(())
 }
+
+/// Removes a netdev called `ifname` left behind by an earlier run (a crashed daemon's twin,
+/// or one made by hand), so that the DPDK side creates the port's twin afresh and never a
+/// second one beside it; `true` when there was one. Runs before the twins are created, on a
+/// short-lived runtime of its own, bounded by `timeout`.
+pub fn remove_stale_twin(ifname: &str, timeout: std::time::Duration) -> Result<bool, KniError> {
+    let io = |op: &'static str| move |source| KniError::Io { op, source };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(io("build the tokio runtime"))?;
+    rt.block_on(async {
+        let (conn, handle, _) = rtnetlink::new_connection().map_err(io("open netlink socket"))?;
+        let task = tokio::spawn(conn);
+        let removed = crate::netlink::Netlink::new(handle, timeout)
+            .del_link_by_name(ifname)
+            .await;
+        task.abort();
+        removed
+    })
+}

@@ -25,7 +25,7 @@ mod netlink;
 mod nm;
 mod status;
 
-pub use bridge::{BridgeOptions, KernelBridge};
+pub use bridge::{BridgeOptions, KernelBridge, remove_stale_twin};
 pub use desired::{KniAddr, KniRoute, TwinSpec};
 pub use error::KniError;
 pub use nm::{NmGuard, NmOptions};

@@ -445,3 +445,16 @@ pub(crate) fn who(port: u32) -> String {
         Err(_) => format!("netlink port {port}"),
     }
 }
+
+impl Netlink {
+    /// Deletes the link called `ifname`; `false` when there is none.
+    pub(crate) async fn del_link_by_name(&self, ifname: &str) -> Result<bool, KniError> {
+        let Some(link) = self.link_by_name(ifname).await? else {
+            return Ok(false);
+        };
+        let req = self.handle.link().del(link.index).execute();
+        self.bounded(ifname, || "delete link".to_string(), req)
+            .await?;
+        Ok(true)
+    }
+}

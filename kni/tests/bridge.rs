@@ -237,6 +237,17 @@ fn runtime_changes_and_status_report_desired_against_actual() {
     bridge.stop();
 }
 
+/// A twin left behind by an earlier run is removed before the DPDK side creates the port's
+/// twin anew, so there is never a second one.
+#[test]
+fn a_stale_twin_is_removed_once() {
+    let ns = twin_ns("stale");
+    assert!(ns.link_up(TWIN).is_ok(), "the stale twin exists");
+    assert!(kni::remove_stale_twin(TWIN, SECOND).expect("remove it"));
+    assert!(ns.link_up(TWIN).is_err(), "gone");
+    assert!(!kni::remove_stale_twin(TWIN, SECOND).expect("nothing to remove"));
+}
+
 #[test]
 fn a_recreated_twin_is_configured_again() {
     let mut ns = twin_ns("recreate");

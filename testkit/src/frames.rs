@@ -62,14 +62,20 @@ impl Default for Spec {
 }
 
 impl Spec {
-    /// A spec from `src` to `dst` with `payload` between the MACs `(src, dst)`.
+    /// A spec from `src` to `dst` between the MACs `(src, dst)`, without payload. Allocates
+    /// nothing (benches build millions of frames with [`write_tcp`]).
     pub fn between(macs: ([u8; 6], [u8; 6]), src: SocketAddrV4, dst: SocketAddrV4) -> Spec {
         Spec {
             src_mac: macs.0,
             dst_mac: macs.1,
+            vlan: None,
             src,
             dst,
-            ..Spec::default()
+            ttl: 64,
+            payload: Vec::new(),
+            ip_options: Vec::new(),
+            tcp_mss: false,
+            window: 65535,
         }
     }
 
@@ -106,6 +112,39 @@ fn ip_step(s: &Spec) -> PacketBuilderStep<IpHeaders> {
 
 /// A TCP frame with `flags`, sequence and acknowledgment numbers, and valid checksums.
 pub fn tcp_frame(s: &Spec, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
+    let t = tcp_header(s, flags, seq, ack);
+    let b = ip_step(s).tcp_header(t);
+    let mut v = Vec::with_capacity(b.size(s.payload.len()));
+    b.write(&mut v, &s.payload).expect("build a TCP frame");
+    v
+}
+
+/// [`tcp_frame`] written into `buf`, without allocating (benches fill tables with millions of
+/// these); `s.payload` is ignored for `payload`. Returns the frame's length.
+pub fn write_tcp(
+    buf: &mut [u8],
+    s: &Spec,
+    (flags, seq, ack): (u8, u32, u32),
+    payload: &[u8],
+) -> usize {
+    let b = ip_step(s).tcp_header(tcp_header(s, flags, seq, ack));
+    let len = b.size(payload.len());
+    b.write(&mut &mut buf[..], payload)
+        .expect("room for the TCP frame");
+    len
+}
+
+/// [`udp_frame`] written into `buf`, without allocating; `s.payload` is ignored for
+/// `payload`. Returns the frame's length.
+pub fn write_udp(buf: &mut [u8], s: &Spec, payload: &[u8]) -> usize {
+    let b = ip_step(s).udp(s.src.port(), s.dst.port());
+    let len = b.size(payload.len());
+    b.write(&mut &mut buf[..], payload)
+        .expect("room for the UDP frame");
+    len
+}
+
+fn tcp_header(s: &Spec, flags: u8, seq: u32, ack: u32) -> TcpHeader {
     let mut t = TcpHeader::new(s.src.port(), s.dst.port(), seq, s.window);
     t.acknowledgment_number = ack;
     t.fin = flags & FIN != 0;
@@ -120,10 +159,7 @@ pub fn tcp_frame(s: &Spec, flags: u8, seq: u32, ack: u32) -> Vec<u8> {
         t.set_options(&[TcpOptionElement::MaximumSegmentSize(1460)])
             .expect("an MSS option fits");
     }
-    let b = ip_step(s).tcp_header(t);
-    let mut v = Vec::with_capacity(b.size(s.payload.len()));
-    b.write(&mut v, &s.payload).expect("build a TCP frame");
-    v
+    t
 }
 
 /// A UDP frame with its checksum.

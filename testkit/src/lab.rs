@@ -60,12 +60,14 @@ pub fn ports() -> Vec<PortState> {
             id: 0,
             mac: MAC0,
             mtu: 1500,
+            kni: false,
         },
         PortState {
             name: "dpdk1".into(),
             id: 1,
             mac: MAC1,
             mtu: 1500,
+            kni: false,
         },
     ]
 }

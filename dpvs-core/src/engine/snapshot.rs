@@ -23,6 +23,8 @@ pub struct PortConf {
     /// Our lowest address on the port that is not a FullNAT local address: the source of what
     /// we originate there when no route names one.
     pub addr: Option<Ipv4Addr>,
+    /// The port has a kernel twin: what the data plane does not handle goes to the kernel.
+    pub kni: bool,
 }
 
 /// What one of our own IPv4 addresses is for.

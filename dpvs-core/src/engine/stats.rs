@@ -37,6 +37,10 @@ impl Counter {
 pub struct WorkerCounters {
     pub rx_pkts: Counter,
     pub tx_pkts: Counter,
+    /// Frames handed to a port's kernel twin (not for the data plane, or ARP copies).
+    pub to_kernel: Counter,
+    /// Frames from a kernel twin this worker transmitted on the twin's port.
+    pub from_kernel: Counter,
     /// Packets handed to the owning worker over a ring.
     pub ring_out: Counter,
     /// Packets received from other workers' rings.

@@ -17,10 +17,14 @@
 //! | `[conn] max_per_worker` | connection table capacity per worker |
 //! | `[[service]] proto, vip, port, sched, forward, laddrs` + `[[service.rs]] addr, weight, forward` | virtual services |
 //! | `[control] ipc, instance` | control socket and instance name |
+//! | `[kni] exclusive` | the kernel bridge: remove kernel-side addresses it did not add |
+//! | `[[kni_address]] port, addr = "A/LEN"` | addresses of a port's kernel twin |
+//! | `[[kni_route]] port, prefix, via` | routes through a port's kernel twin |
 //!
 //! IPv4 only for now: an IPv6 address anywhere is refused with "IPv6 not supported yet".
 
 mod error;
+mod kni;
 mod raw;
 mod validate;
 
@@ -60,6 +64,26 @@ pub struct Config {
     pub max_conns_per_worker: u32,
     pub services: Vec<ServiceConfig>,
     pub control: ControlConfig,
+    pub kni: KniConfig,
+}
+
+/// The kernel side of the kernel bridge.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KniConfig {
+    /// Remove kernel-side addresses that someone else adds to a twin (else they are left
+    /// alone and logged).
+    pub exclusive: bool,
+    pub addresses: Vec<AddressConfig>,
+    pub routes: Vec<KniRouteConfig>,
+}
+
+/// A route through a port's kernel twin.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KniRouteConfig {
+    pub prefix: IpAddr,
+    pub prefix_len: u8,
+    pub port: String,
+    pub via: Option<IpAddr>,
 }
 
 /// Which worker lcores to run.

@@ -29,6 +29,12 @@ pub(super) struct RawConfig {
     pub service: Vec<RawService>,
     #[serde(default)]
     pub control: RawControl,
+    #[serde(default)]
+    pub kni: RawKni,
+    #[serde(default)]
+    pub kni_address: Vec<RawKniAddress>,
+    #[serde(default)]
+    pub kni_route: Vec<RawKniRoute>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -128,4 +134,25 @@ pub(super) struct RawRs {
 pub(super) struct RawControl {
     pub ipc: Option<String>,
     pub instance: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKni {
+    pub exclusive: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKniAddress {
+    pub port: Option<String>,
+    pub addr: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawKniRoute {
+    pub port: Option<String>,
+    pub prefix: Option<String>,
+    pub via: Option<String>,
 }

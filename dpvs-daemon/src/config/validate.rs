@@ -35,6 +35,7 @@ const MAX_CONNS: i64 = 1 << 28;
 pub(super) fn config(raw: RawConfig) -> Result<Config> {
     let ports = ports(&raw.port)?;
     let addresses = addresses(&raw.address, &ports)?;
+    let kni = super::kni::kni(&raw, &ports, &addresses)?;
     Ok(Config {
         eal_args: raw.eal.args,
         workers: workers(&raw.workers)?,
@@ -47,6 +48,7 @@ pub(super) fn config(raw: RawConfig) -> Result<Config> {
         },
         services: services(&raw.service, &addresses)?,
         control: control(&raw.control)?,
+        kni,
         ports,
         addresses,
     })
@@ -395,7 +397,7 @@ fn control(raw: &RawControl) -> Result<ControlConfig> {
 }
 
 /// Remembers the first index of each value so a duplicate names both places.
-struct Seen<K> {
+pub(super) struct Seen<K> {
     first: HashMap<K, String>,
 }
 
@@ -410,7 +412,7 @@ impl<K> Default for Seen<K> {
 impl<K: Hash + Eq + std::fmt::Display> Seen<K> {
     /// Errors at `key` if `value` was seen before; `what` names the kind of value and `here`
     /// this occurrence (quoted by a later duplicate).
-    fn check(&mut self, key: &str, value: K, what: &str, here: String) -> Result<()> {
+    pub(super) fn check(&mut self, key: &str, value: K, what: &str, here: String) -> Result<()> {
         if let Some(first) = self.first.get(&value) {
             let problem = format!("duplicate {what} {value} (also {first})");
             return Err(ConfigError::invalid(key, problem));
@@ -420,7 +422,7 @@ impl<K: Hash + Eq + std::fmt::Display> Seen<K> {
     }
 }
 
-fn required<'a, T>(key: &str, v: &'a Option<T>) -> Result<&'a T> {
+pub(super) fn required<'a, T>(key: &str, v: &'a Option<T>) -> Result<&'a T> {
     v.as_ref()
         .ok_or_else(|| ConfigError::invalid(key, "missing (required)"))
 }
@@ -442,7 +444,7 @@ fn parse_with<T: std::str::FromStr<Err = String>>(key: &str, text: &str) -> Resu
         .map_err(|e: String| ConfigError::invalid(key, e))
 }
 
-fn ipv4(key: &str, text: &str) -> Result<IpAddr> {
+pub(super) fn ipv4(key: &str, text: &str) -> Result<IpAddr> {
     let addr: IpAddr = text
         .parse()
         .map_err(|_| ConfigError::invalid(key, format!("invalid IP address {text:?}")))?;
@@ -452,7 +454,7 @@ fn ipv4(key: &str, text: &str) -> Result<IpAddr> {
     Ok(addr)
 }
 
-fn prefix_v4(key: &str, text: &str) -> Result<(IpAddr, u8)> {
+pub(super) fn prefix_v4(key: &str, text: &str) -> Result<(IpAddr, u8)> {
     if text
         .split('/')
         .next()
@@ -468,7 +470,7 @@ fn ipv6_error(key: &str, text: &str) -> ConfigError {
 }
 
 /// The name of an existing port.
-fn port_ref(key: &str, name: &Option<String>, ports: &[PortConfig]) -> Result<String> {
+pub(super) fn port_ref(key: &str, name: &Option<String>, ports: &[PortConfig]) -> Result<String> {
     let name = required(key, name)?;
     if ports.iter().any(|p| &p.name == name) {
         return Ok(name.clone());

@@ -27,6 +27,7 @@ impl ControlState {
                 mac: p.mac,
                 mtu: p.mtu,
                 addr: None,
+                kni: p.kni,
             });
         }
         let mut local = HashMap::new();

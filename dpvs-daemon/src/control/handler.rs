@@ -13,6 +13,7 @@ use dpvs_api::{
 
 use crate::control::publish::Publisher;
 use crate::control::state::{ControlState, Cut};
+use crate::control::twins::KernelSide;
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::stats::{SlotTotals, Stats};
 use dpvs_core::engine::worker::{Command, ConnView, Event};
@@ -40,6 +41,8 @@ pub struct Control {
     pub stats: Arc<Stats>,
     pub commands: Vec<Sender<Command>>,
     pub dataplane: Box<dyn Dataplane>,
+    /// The kernel bridge: the twins and the guard of their kernel-side configuration.
+    pub kernel: KernelSide,
 }
 
 impl Control {
@@ -318,7 +321,7 @@ impl Control {
                     tx_pkts: c.tx_pkts.get(),
                     conns_active: c.conns_active.get(),
                     conns_created: c.conns_created.get(),
-                    kernel_pkts: 0,
+                    kernel_pkts: c.to_kernel.get(),
                     ring_in: c.ring_in.get(),
                     ring_out: c.ring_out.get(),
                     busy_cycles: c.busy_cycles.get(),

@@ -1,6 +1,6 @@
 //! The control plane: the authoritative state (`state`, refusing bad changes with an `error`),
 //! the snapshots compiled from it (`compile`) and published to the workers (`publish`), request
-//! handling (`handler`) and the control socket (`server`).
+//! handling (`handler`), the control socket (`server`) and the kernel bridge's twins (`twins`).
 mod compile;
 pub mod error;
 pub mod handler;
@@ -8,3 +8,4 @@ pub mod publish;
 pub mod server;
 mod slots;
 pub mod state;
+pub mod twins;

@@ -7,7 +7,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::control::publish::Readers;
 use dpvs_core::drop::DropReason;
-use dpvs_core::engine::stats::Stats;
+use dpvs_core::engine::stats::{Stats, WorkerCounters};
 use dpvs_core::engine::worker::{BURST, Command, Ctx, Event, Output, Worker, steer};
 use dpvs_core::packet::Frame;
 use dpvs_dpdk::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, rdtsc};
@@ -59,6 +59,11 @@ pub(super) struct RxPort {
 
 /// Per-port TX buffers of one worker; also its mbuf allocator.
 pub(super) struct TxPorts {
+    /// The ring of frames for the kernel bridge (none without twins).
+    to_kernel: Option<RingProducer>,
+    /// Scratch of `to_kernel` (a frame goes on the ring at once: the kernel's traffic is
+    /// light, and a frame the ring refuses must go back to the worker, which counts it).
+    one: Vec<Mbuf>,
     /// Indexed by DPDK port id; `None` for ports this worker does not send on.
     queues: Vec<Option<(TxQueue, Vec<Mbuf>)>>,
     pool: &'static Mempool,
@@ -69,9 +74,9 @@ pub(super) struct TxPorts {
 impl TxPorts {
     pub(super) fn new(
         queues: Vec<(u16, TxQueue)>,
+        to_kernel: Option<RingProducer>,
         pool: &'static Mempool,
-        stats: Arc<Stats>,
-        worker: usize,
+        (stats, worker): (Arc<Stats>, usize),
     ) -> Self {
         let n = queues
             .iter()
@@ -84,6 +89,8 @@ impl TxPorts {
         }
         TxPorts {
             queues: v,
+            to_kernel,
+            one: Vec::with_capacity(1),
             pool,
             stats,
             worker,
@@ -133,11 +140,23 @@ impl Output<Mbuf> for TxPorts {
     fn alloc(&mut self) -> Option<Mbuf> {
         self.pool.alloc()
     }
+
+    fn to_kernel(&mut self, port: u16, mut f: Mbuf) -> Result<(), Mbuf> {
+        let Some(ring) = &mut self.to_kernel else {
+            return Err(f);
+        };
+        f.set_port(port);
+        self.one.push(f);
+        ring.enqueue_burst(&mut self.one);
+        self.one.pop().map_or(Ok(()), Err)
+    }
 }
 
 /// Everything a worker lcore owns.
 pub(super) struct Lcore {
     pub worker: Worker<Mbuf>,
+    /// The kernel's frames to send out (none without twins).
+    pub from_kernel: Option<RingConsumer>,
     /// The control plane's requests to this worker, served between bursts.
     pub commands: Receiver<Command>,
     /// Where the worker's events (neighbour learnings) go to the control plane.
@@ -234,6 +253,9 @@ impl Lcore {
                         .process_burst(&ctx, port, &mut mine, &mut self.tx);
                 }
             }
+            if let Some(ring) = &mut self.from_kernel {
+                pkts += send_from_kernel(ring, &mut rx_buf, &mut self.tx, counters);
+            }
             self.tx.flush();
             // The iteration's start time is close enough for the pace: no extra TSC read.
             let budget = sweep.budget(t0, self.worker.conns().capacity(), self.cycles_per_ms);
@@ -253,6 +275,24 @@ impl Lcore {
         self.tx.flush();
         0
     }
+}
+
+/// Sends the kernel's frames waiting on `ring` out of their ports (each mbuf's port says
+/// which); returns how many.
+fn send_from_kernel(
+    ring: &mut RingConsumer,
+    buf: &mut Vec<Mbuf>,
+    tx: &mut TxPorts,
+    counters: &WorkerCounters,
+) -> usize {
+    let n = ring.dequeue_burst(buf, BURST);
+    if n > 0 {
+        counters.from_kernel.add(n as u64);
+        for m in buf.drain(..) {
+            tx.tx(m.port(), m);
+        }
+    }
+    n
 }
 
 #[cfg(test)]

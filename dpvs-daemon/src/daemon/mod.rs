@@ -2,8 +2,11 @@
 //! serve the control socket, run the workers until SIGINT/SIGTERM.
 
 pub mod claim;
+mod kernel;
 mod lcore;
 mod ports;
+mod shuttle;
+mod twin;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -18,6 +21,7 @@ use crate::control::handler::{Control, Detached};
 use crate::control::publish::Publisher;
 use crate::control::server::{self, lock};
 use crate::control::state::{ControlState, PortState};
+use crate::control::twins::KernelSide;
 use claim::Claims;
 use dpvs_core::engine::stats::Stats;
 use dpvs_core::engine::worker::{Command, Event, Worker, WorkerLimits};
@@ -26,6 +30,7 @@ use dpvs_dpdk::{Eal, Launched, Mempool, Ring, RingConsumer, RingProducer, launch
 
 use lcore::{Lcore, RxPort, TxPorts};
 use ports::{DpdkDataplane, OpenPort};
+use shuttle::Shuttle;
 
 /// Counter slots for services plus real servers.
 const STAT_SLOTS: usize = 4096;
@@ -92,15 +97,20 @@ pub fn run(args: Args) -> Result<(), String> {
     let queues = (0..workers)
         .map(|w| ports::take_queues(&mut ports, w))
         .collect::<Result<Vec<_>, _>>()?;
+    let bridge = kernel::start(&eal, &cfg, &ports, workers, pool)?;
+    let mut shuttle = bridge.shuttle;
     let lcores = &worker_lcores[..workers];
     let stats = Arc::new(Stats::new(workers, STAT_SLOTS));
     let (control, ends) = build_control(&cfg, ports, pool, lcores, Arc::clone(&stats))?;
-    let control = Arc::new(Mutex::new(control));
+    let control = Arc::new(Mutex::new(Control {
+        kernel: bridge.control,
+        ..control
+    }));
     let running = Arc::new(AtomicUsize::new(0));
     let launched = launch_workers(
         &eal,
         &cfg,
-        queues,
+        queues.into_iter().zip(bridge.workers).collect(),
         pool,
         lcores,
         &control,
@@ -115,11 +125,15 @@ pub fn run(args: Args) -> Result<(), String> {
     wait_running(&running, workers, &stop)?;
     let socket = server::serve(&ipc, Arc::clone(&control))?;
     tracing::info!(ipc = %ipc.display(), workers, "dpvs is running");
+    // The main lcore runs the kernel bridge's shuttle, if there is one.
     while !stop.load(Ordering::Relaxed) {
-        thread::sleep(Duration::from_millis(100));
+        match &mut shuttle {
+            Some(s) => s.run_once(),
+            None => thread::sleep(Duration::from_millis(100)),
+        }
     }
     tracing::info!("shutting down");
-    shutdown(eal, launched, events, &control, socket)
+    shutdown(eal, launched, events, &control, (socket, shuttle))
 }
 
 /// EAL arguments: the config's, plus an lcore map and a file prefix when it has none.
@@ -214,6 +228,7 @@ fn build_control(
             id: p.port.id(),
             mac: MacAddr(p.port.mac()),
             mtu: p.port.mtu(),
+            kni: p.kni,
         })
         .collect();
     let mut state = ControlState::new(port_states, cfg.timeouts, STAT_SLOTS as u32);
@@ -228,6 +243,7 @@ fn build_control(
         stats,
         commands: cmd_tx,
         dataplane: Box::new(dataplane),
+        kernel: KernelSide::default(),
     };
     Ok((
         control,
@@ -246,7 +262,7 @@ fn build_control(
 fn launch_workers(
     eal: &Eal,
     cfg: &Config,
-    queues: Vec<ports::WorkerQueues>,
+    queues: Vec<(ports::WorkerQueues, kernel::WorkerKniEnds)>,
     pool: &'static Mempool,
     lcores: &[u32],
     control: &Arc<Mutex<Control>>,
@@ -265,7 +281,8 @@ fn launch_workers(
         pending_hops: PENDING_HOPS,
     };
     let mut launched = Vec::new();
-    for (w, ((lcore, cmds), (rx, tx))) in lcores.iter().zip(commands).zip(queues).enumerate() {
+    let each = lcores.iter().zip(commands).zip(queues);
+    for (w, ((lcore, cmds), ((rx, tx), (to_kernel, from_kernel)))) in each.enumerate() {
         let worker = Worker::new(w as u16, n as u16, limits, seed, Arc::clone(stats));
         let job = Lcore {
             worker,
@@ -276,7 +293,8 @@ fn launch_workers(
                 .into_iter()
                 .map(|(port, queue)| RxPort { port, queue })
                 .collect(),
-            tx: TxPorts::new(tx, pool, Arc::clone(stats), w),
+            tx: TxPorts::new(tx, to_kernel, pool, (Arc::clone(stats), w)),
+            from_kernel,
             to: std::mem::take(&mut to[w]),
             from: std::mem::take(&mut from[w]),
             readers: lock(control).publisher.readers(),
@@ -355,7 +373,7 @@ fn shutdown(
     launched: Vec<Launched>,
     event_thread: Option<thread::JoinHandle<()>>,
     control: &Arc<Mutex<Control>>,
-    socket: server::ControlSocket,
+    (socket, shuttle): (server::ControlSocket, Option<Shuttle>),
 ) -> Result<(), String> {
     let mut failed = Vec::new();
     for (w, l) in launched.into_iter().enumerate() {
@@ -367,7 +385,10 @@ fn shutdown(
         let _ = t.join();
     }
     drop(socket);
-    // Ports and queues must be gone before EAL unmaps its memory.
+    // The guard lets go of the twins before they close (it would bring their links back up),
+    // then the twins close (their netdevs go), then the ports: all before EAL unmaps its memory.
+    lock(control).kernel.stop();
+    drop(shuttle);
     lock(control).dataplane = Box::new(Detached);
     if let Err(e) = eal.shutdown() {
         tracing::warn!("EAL cleanup: {e}");

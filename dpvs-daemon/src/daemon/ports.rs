@@ -14,6 +14,8 @@ pub(super) struct OpenPort {
     pub driver: String,
     pub nb_rxq: u16,
     pub nb_txq: u16,
+    /// Whether it gets a kernel twin.
+    pub kni: bool,
 }
 
 impl OpenPort {
@@ -72,6 +74,7 @@ fn open(
         driver: info.driver_name,
         nb_rxq: conf.nb_rxq,
         nb_txq: conf.nb_txq,
+        kni: p.kni,
     };
     tracing::info!(
         port = %open.name, device = %open.device, driver = %open.driver,

@@ -60,6 +60,7 @@ impl Dut {
             id: 0,
             mac: DUT,
             mtu: 1500,
+            kni: false,
         }];
         let mut state = ControlState::new(ports, cfg.timeouts, 4096);
         state.apply_config(&cfg).expect("config applies");

@@ -32,8 +32,7 @@ impl<F: Frame> Worker<F> {
     pub(super) fn on_ipv4(
         &mut self,
         ctx: &Ctx<'_>,
-        pkt: &Packet,
-        ip: &Ipv4Info,
+        (in_port, pkt, ip): (u16, &Packet, &Ipv4Info),
         f: F,
         out: &mut impl Output<F>,
     ) {
@@ -49,9 +48,9 @@ impl<F: Frame> Worker<F> {
                 dport,
                 flags: 0,
             },
-            _ => return self.on_other_ipv4(ctx, pkt, ip, f, out),
+            _ => return self.on_other_ipv4(ctx, (in_port, pkt, ip), f, out),
         };
-        self.on_segment(ctx, (pkt, ip), seg, f, out)
+        self.on_segment(ctx, (in_port, pkt, ip), seg, f, out)
     }
 
     /// A TCP or UDP packet: its connection if it has one, else a new one if it opens one to a
@@ -59,7 +58,7 @@ impl<F: Frame> Worker<F> {
     fn on_segment(
         &mut self,
         ctx: &Ctx<'_>,
-        (pkt, ip): (&Packet, &Ipv4Info),
+        (in_port, pkt, ip): (u16, &Packet, &Ipv4Info),
         seg: Segment,
         f: F,
         out: &mut impl Output<F>,
@@ -95,7 +94,7 @@ impl<F: Frame> Worker<F> {
                 retire(&self.stats, w, &mut self.pools, &old);
             }
         }
-        self.open_or_answer(ctx, (pkt, ip), &tuple, seg.flags, f, out);
+        self.open_or_answer(ctx, (in_port, pkt, ip), &tuple, seg.flags, f, out);
     }
 
     /// Forwards a packet of connection `id` travelling in `dir`: its TCP state (LVS's states,

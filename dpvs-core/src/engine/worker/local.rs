@@ -1,5 +1,7 @@
 //! Traffic for the balancer itself: ARP for its addresses (answered on the port the address
-//! lives on, the sender learnt) and ICMP echo (answered in place).
+//! lives on, the sender learnt) and ICMP echo (answered in place). On a port with a kernel
+//! twin, the kernel gets a copy of the ARP the data plane consumes (so both neighbour tables
+//! learn) and whatever else is not the data plane's.
 
 use std::net::Ipv4Addr;
 
@@ -26,13 +28,32 @@ impl<F: Frame> Worker<F> {
         // Answer only on the port the address lives on, as DPVS does (not Linux's arp_ignore=0).
         let ours = ctx.snap.local(a.tpa).is_some_and(|l| l.port == in_port);
         let (true, Some(port)) = (ours, ctx.snap.port(in_port)) else {
-            return self.drop_pkt(f, DropReason::ArpIgnored);
+            return self.not_for_us(ctx, in_port, f, DropReason::ArpIgnored, out);
         };
         self.learn(ctx, a.spa, a.sha, in_port);
+        if port.kni {
+            self.copy_to_kernel(in_port, f.data(), out);
+        }
         if a.op == arp::OP_REQUEST && arp::reply_in_place(f.data_mut(), pkt, port.mac) {
             out.tx(in_port, f);
         }
         // A reply to one of our requests is consumed by learning it.
+    }
+
+    /// Hands a copy of the frame `data`, received on `port`, to the port's kernel twin.
+    #[cold]
+    fn copy_to_kernel(&self, port: u16, data: &[u8], out: &mut impl Output<F>) {
+        let Some(mut copy) = out.alloc() else {
+            return self.counters().drop(DropReason::NoBuffer);
+        };
+        if !copy.set_len(data.len()) {
+            return self.drop_pkt(copy, DropReason::NoBuffer);
+        }
+        copy.data_mut().copy_from_slice(data);
+        match out.to_kernel(port, copy) {
+            Ok(()) => self.counters().to_kernel.add(1),
+            Err(copy) => self.drop_pkt(copy, DropReason::KernelFull),
+        }
     }
 
     /// Learns from an ARP packet that `ip` is at `mac` behind `port`, telling the control
@@ -52,17 +73,17 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    /// IPv4 that is neither TCP nor UDP: only ICMP echo to our addresses is answered.
+    /// IPv4 that is neither TCP nor UDP, received on `in_port`: ICMP echo to our addresses
+    /// is answered; not to us, it is the kernel's.
     pub(super) fn on_other_ipv4(
         &mut self,
         ctx: &Ctx<'_>,
-        pkt: &Packet,
-        ip: &Ipv4Info,
+        (in_port, pkt, ip): (u16, &Packet, &Ipv4Info),
         f: F,
         out: &mut impl Output<F>,
     ) {
         if ctx.snap.local(ip.dst).is_none() {
-            return self.drop_pkt(f, DropReason::NotOurs);
+            return self.not_for_us(ctx, in_port, f, DropReason::NotOurs, out);
         }
         match ip.l4 {
             L4::Icmp {

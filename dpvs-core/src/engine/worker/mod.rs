@@ -31,10 +31,10 @@ use crate::engine::conn::{Bucket, ConnTable};
 use crate::engine::hop::HopCache;
 use crate::engine::laddr::{DEFAULT_RANGE, PortPool};
 use crate::engine::neigh::{NeighTable, PendingQueue};
-use crate::engine::snapshot::Snapshot;
+use crate::engine::snapshot::{PortConf, Snapshot};
 use crate::engine::stats::{SlotCounters, Stats, WorkerCounters};
 use crate::packet::Frame;
-use crate::packet::ether::MacAddr;
+use crate::packet::ether::{self, MacAddr};
 use crate::packet::parse::{self, L3, Packet};
 
 mod commands;
@@ -51,13 +51,19 @@ pub use commands::{Command, ConnView};
 pub use conns::MAX_TIMEOUT_S;
 pub use dpvs_dpdk::BURST;
 
-/// Where a worker's output goes: the TX buffers of its ports, and the mempool for packets it
-/// generates (ARP requests, RSTs, ICMP errors).
+/// Where a worker's output goes: the TX buffers of its ports, the kernel bridge, and the
+/// mempool for packets it generates (ARP requests, RSTs, ICMP errors).
 pub trait Output<F> {
     /// Queues `f` for transmission on `port`.
     fn tx(&mut self, port: u16, f: F);
     /// A fresh empty frame, or `None` when the pool is empty.
     fn alloc(&mut self) -> Option<F>;
+    /// Hands `f`, received on `port`, to the kernel twin of the port; gives it back when it
+    /// cannot be taken (the bridge's ring is full, or there is no bridge).
+    fn to_kernel(&mut self, port: u16, f: F) -> Result<(), F> {
+        let _ = port;
+        Err(f)
+    }
 }
 
 /// What a worker tells the control plane, taken with [`Worker::poll_event`].
@@ -175,6 +181,33 @@ impl<F: Frame> Worker<F> {
         drop(f);
     }
 
+    /// A frame received on `port` that the data plane does not handle: to the port's kernel
+    /// twin when it has one and the frame is addressed to the port's MAC (or is broadcast or
+    /// multicast), else dropped for `reason`. (Ports are promiscuous: frames between other
+    /// hosts on the link would only make the kernel drop them.)
+    #[cold]
+    #[inline(never)]
+    fn not_for_us(
+        &self,
+        ctx: &Ctx<'_>,
+        port: u16,
+        f: F,
+        reason: DropReason,
+        out: &mut impl Output<F>,
+    ) {
+        let for_twin = |p: &PortConf| {
+            let dst = ether::dst_mac(f.data());
+            p.kni && dst.is_some_and(|d| d == p.mac || d.is_multicast())
+        };
+        if !ctx.snap.port(port).is_some_and(for_twin) {
+            return self.drop_pkt(f, reason);
+        }
+        match out.to_kernel(port, f) {
+            Ok(()) => self.counters().to_kernel.add(1),
+            Err(f) => self.drop_pkt(f, DropReason::KernelFull),
+        }
+    }
+
     /// Work between bursts: notices a new snapshot, releases packets whose next hop got
     /// resolved, retries ARP, and expires idle connections (at most `sweep_budget` entries).
     pub fn housekeeping(&mut self, ctx: &Ctx<'_>, sweep_budget: usize, out: &mut impl Output<F>) {
@@ -253,6 +286,8 @@ impl<F: Frame> Worker<F> {
     fn process_general(&mut self, ctx: &Ctx<'_>, in_port: u16, f: F, out: &mut impl Output<F>) {
         match parse::parse(f.data()) {
             Ok(pkt) => self.process_parsed(ctx, in_port, &pkt, f, out),
+            // IPv6, LLDP, ...: well-formed, but the kernel's business.
+            Err(r @ DropReason::UnknownEthertype) => self.not_for_us(ctx, in_port, f, r, out),
             Err(r) => self.drop_pkt(f, r),
         }
     }
@@ -269,7 +304,7 @@ impl<F: Frame> Worker<F> {
     ) {
         match pkt.l3 {
             L3::Arp(_) => self.on_arp(ctx, in_port, pkt, f, out),
-            L3::Ipv4(ip) => self.on_ipv4(ctx, pkt, &ip, f, out),
+            L3::Ipv4(ip) => self.on_ipv4(ctx, (in_port, pkt, &ip), f, out),
         }
     }
 }

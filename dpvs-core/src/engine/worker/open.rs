@@ -18,19 +18,20 @@ use crate::packet::parse::{Ipv4Info, Packet};
 use crate::packet::{Frame, tcp};
 
 impl<F: Frame> Worker<F> {
-    /// A packet of no connection, `tuple`: a new connection if it opens one to a service (a
-    /// TCP SYN, or any UDP datagram), else the answer for a packet of no connection.
+    /// A packet of no connection, `tuple`, received on `in_port`: a new connection if it opens
+    /// one to a service (a TCP SYN, or any UDP datagram), the kernel's if it is not to one of
+    /// our addresses, else the answer for a packet of no connection.
     pub(super) fn open_or_answer(
         &mut self,
         ctx: &Ctx<'_>,
-        (pkt, ip): (&Packet, &Ipv4Info),
+        (in_port, pkt, ip): (u16, &Packet, &Ipv4Info),
         tuple: &Tuple,
         flags: u8,
         f: F,
         out: &mut impl Output<F>,
     ) {
         let Some(local) = ctx.snap.local(ip.dst) else {
-            return self.drop_pkt(f, DropReason::NotOurs);
+            return self.not_for_us(ctx, in_port, f, DropReason::NotOurs, out);
         };
         let svc = if local.is_vip {
             ctx.snap.service(ip.proto, ip.dst, tuple.dport)

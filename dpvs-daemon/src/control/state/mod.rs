@@ -31,6 +31,8 @@ pub struct PortState {
     pub mac: MacAddr,
     /// The largest IP packet the port sends.
     pub mtu: u16,
+    /// Whether it has a kernel twin (what the data plane does not handle goes there).
+    pub kni: bool,
 }
 
 /// The control plane's view of everything configured.
@@ -141,6 +143,7 @@ impl ControlState {
                 id: i as u16,
                 mac: MacAddr::ZERO,
                 mtu: 1500,
+                kni: p.kni,
             })
             .collect();
         let mut state = ControlState::new(ports, cfg.timeouts, slots);
