@@ -765,6 +765,65 @@ mod tests {
         assert_eq!(decode_response(&line).unwrap(), err);
     }
 
+    /// The exact lines every sample response is sent as: field names, order and tagging are
+    /// what scripts and older clients read, so any change shows here.
+    #[test]
+    fn response_lines_are_pinned() {
+        let want = [
+            r#"{"version":1,"ok":{"type":"done"}}"#,
+            r#"{"version":1,"ok":{"type":"services","data":[{"key":"tcp:10.0.0.100:80","sched":"wrr","forward":"fnat","laddrs":["192.168.10.200"],"rs":[{"addr":"192.168.10.11:8080","weight":1,"forward":"fnat","active_conns":3,"inactive_conns":0,"stats":{"conns":1,"in_pkts":2,"out_pkts":3,"in_bytes":4,"out_bytes":5}}],"stats":{"conns":1,"in_pkts":2,"out_pkts":3,"in_bytes":4,"out_bytes":5}}]}}"#,
+            r#"{"version":1,"ok":{"type":"laddrs","data":[{"service":"tcp:10.0.0.100:80","addr":"192.168.10.200"}]}}"#,
+            r#"{"version":1,"ok":{"type":"addrs","data":[{"addr":"10.0.0.1","prefix_len":24,"port":"dpdk0"}]}}"#,
+            r#"{"version":1,"ok":{"type":"routes","data":[]}}"#,
+            r#"{"version":1,"ok":{"type":"neighs","data":[{"addr":"192.168.10.11","mac":"02:00:00:00:00:11","port":"dpdk1","kind":"learnt"}]}}"#,
+            r#"{"version":1,"ok":{"type":"conns","data":[{"proto":"tcp","client":"10.0.0.2:40000","vip":"10.0.0.100:80","laddr":"192.168.10.200:1028","rs":"192.168.10.11:8080","state":"ESTABLISHED","expires_in_s":899,"worker":1}]}}"#,
+            r#"{"version":1,"ok":{"type":"stats","data":{"workers":[{"id":0,"lcore":1,"rx_pkts":10,"tx_pkts":0,"conns_active":0,"conns_created":0,"kernel_pkts":0,"ring_in":0,"ring_out":0,"busy_cycles":0,"busy_pkts":0,"drops":{"no_route":2}}],"total":{"rx_pkts":10,"tx_pkts":0,"conns_active":0,"conns_created":0,"kernel_pkts":0,"ring_in":0,"ring_out":0,"drops":2},"drops_total":{"no_route":2},"mbuf_in_use":0,"mbuf_capacity":0}}}"#,
+            r#"{"version":1,"ok":{"type":"links","data":[{"name":"dpdk0","device":"","port_id":0,"mac":"00:00:00:00:00:00","driver":"","link_up":false,"speed_mbps":0,"rx_queues":0,"tx_queues":0,"steering":"","rx_pkts":0,"tx_pkts":0,"rx_bytes":0,"tx_bytes":0,"rx_missed":0,"rx_errors":0,"tx_errors":0,"rx_nombuf":0}]}}"#,
+        ];
+        let got: Vec<String> = sample_responses()
+            .into_iter()
+            .map(|r| encode_response(&ResponseEnvelope::new(Ok(r))))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    /// Every stats counter under its own key, with a value of its own (a swapped pair of
+    /// fields would show).
+    #[test]
+    fn stats_line_is_pinned() {
+        let worker = |id: u16, base: u64| {
+            let mut w = WorkerStats {
+                id,
+                lcore: u32::from(id) + 1,
+                rx_pkts: base + 1,
+                tx_pkts: base + 2,
+                conns_active: base + 3,
+                conns_created: base + 4,
+                kernel_pkts: base + 5,
+                ring_in: base + 6,
+                ring_out: base + 7,
+                busy_cycles: base + 8,
+                busy_pkts: base + 9,
+                drops: BTreeMap::new(),
+            };
+            w.drops.insert("bad_csum".into(), base + 10);
+            w.drops.insert("no_route".into(), base + 11);
+            w
+        };
+        let mut s = StatsInfo::from_workers(vec![worker(0, 0), worker(1, 100)]);
+        (s.mbuf_in_use, s.mbuf_capacity) = (12, 13);
+        assert_eq!(
+            encode_response(&ResponseEnvelope::new(Ok(Response::Stats(s)))),
+            concat!(
+                r#"{"version":1,"ok":{"type":"stats","data":{"workers":["#,
+                r#"{"id":0,"lcore":1,"rx_pkts":1,"tx_pkts":2,"conns_active":3,"conns_created":4,"kernel_pkts":5,"ring_in":6,"ring_out":7,"busy_cycles":8,"busy_pkts":9,"drops":{"bad_csum":10,"no_route":11}},"#,
+                r#"{"id":1,"lcore":2,"rx_pkts":101,"tx_pkts":102,"conns_active":103,"conns_created":104,"kernel_pkts":105,"ring_in":106,"ring_out":107,"busy_cycles":108,"busy_pkts":109,"drops":{"bad_csum":110,"no_route":111}}],"#,
+                r#""total":{"rx_pkts":102,"tx_pkts":104,"conns_active":106,"conns_created":108,"kernel_pkts":110,"ring_in":112,"ring_out":114,"drops":242},"#,
+                r#""drops_total":{"bad_csum":120,"no_route":122},"mbuf_in_use":12,"mbuf_capacity":13}}}"#,
+            )
+        );
+    }
+
     #[test]
     fn response_wire_shape() {
         let addrs = Response::Addrs(vec![AddrInfo {

@@ -661,6 +661,75 @@ mod tests {
         );
     }
 
+    /// Every column with a value of its own, so that a column showing another's counter shows.
+    #[test]
+    fn stats_table_columns_are_their_counters() {
+        let worker = |id: u16, base: u64| {
+            let mut w = WorkerStats {
+                id,
+                lcore: u32::from(id) + 1,
+                rx_pkts: base + 1,
+                tx_pkts: base + 2,
+                conns_active: base + 3,
+                conns_created: base + 4,
+                kernel_pkts: base + 5,
+                ring_in: base + 6,
+                ring_out: base + 7,
+                busy_cycles: 90 * (base + 9),
+                busy_pkts: base + 9,
+                drops: BTreeMap::new(),
+            };
+            w.drops.insert("bad_csum".into(), base + 10);
+            w.drops.insert("no_route".into(), base + 11);
+            w
+        };
+        let info = StatsInfo::from_workers(vec![worker(0, 0), worker(1, 100)]);
+        assert_eq!(
+            stats(&info),
+            "WORKER  LCORE  RX_PKTS  TX_PKTS  CONNS  CREATED  KERNEL  RING_IN  RING_OUT  DROPS  CYCLES/PKT\n\
+             0           1        1        2      3        4       5        6         7     21          90\n\
+             1           2      101      102    103      104     105      106       107    221          90\n\
+             total       -      102      104    106      108     110      112       114    242          90\n\
+             \n\
+             DROP REASON  PACKETS\n\
+             bad_csum         120\n\
+             no_route         122\n"
+        );
+    }
+
+    /// What `tests/e2e/lab.py` and `bench/run.sh` read from `dpvs-ctl -o json stats`.
+    #[test]
+    fn stats_json_has_what_scripts_read() {
+        let mut w = WorkerStats {
+            id: 0,
+            lcore: 1,
+            rx_pkts: 10,
+            tx_pkts: 9,
+            conns_active: 2,
+            busy_cycles: 500,
+            busy_pkts: 10,
+            ..Default::default()
+        };
+        w.drops.insert("no_route".into(), 1);
+        let mut info = StatsInfo::from_workers(vec![w]);
+        info.mbuf_in_use = 7;
+        let out = render(&Response::Stats(info), Output::Json, Style::default());
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["drops_total"], serde_json::json!({"no_route": 1}));
+        assert_eq!(v["mbuf_in_use"], 7);
+        let w0 = &v["workers"][0];
+        for (key, want) in [
+            ("busy_cycles", 500),
+            ("busy_pkts", 10),
+            ("rx_pkts", 10),
+            ("tx_pkts", 9),
+            ("conns_active", 2),
+        ] {
+            assert_eq!(w0[key], want, "{key}");
+        }
+        assert_eq!(w0["drops"], serde_json::json!({"no_route": 1}));
+    }
+
     #[test]
     fn link_table() {
         let l = LinkInfo {
