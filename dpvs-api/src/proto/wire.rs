@@ -1,6 +1,6 @@
-//! The messages of the control protocol and their line encoding.
+//! How requests and responses travel: the versioned envelope, the size limits, the line
+//! encoding and decoding, and [`serve_line`], a server's whole work per line.
 //!
-//! # Wire format
 //! One JSON object per line (UTF-8, `\n`-terminated) in each direction; a connection may carry
 //! several request/response pairs, answered in order. Every message carries
 //! [`PROTOCOL_VERSION`] so that a mismatched `dpvs-ctl`/`dpvs` pair fails with a clear message
@@ -22,13 +22,9 @@
 //! Readers ignore unknown fields, so a newer daemon may add fields without a version bump;
 //! removing or retyping a field needs a new version.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
-use std::ops::{Add, AddAssign};
-
 use serde::{Deserialize, Serialize};
 
-use crate::{Forward, MacAddr, Proto, Sched, ServiceKey};
+use super::{Request, Response};
 
 /// The version this build speaks; requests and responses with another version are refused.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -55,126 +51,6 @@ impl RequestEnvelope {
             request,
         }
     }
-}
-
-/// What the client asks the daemon to do.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", content = "args", rename_all = "snake_case")]
-pub enum Request {
-    /// Create a service; fails if it exists.
-    ServiceAdd(ServiceSpec),
-    /// Change the scheduler / default forwarding mode of an existing service.
-    ServiceEdit(ServiceSpec),
-    /// Remove a service with its real servers and local addresses.
-    ServiceDel {
-        service: ServiceKey,
-    },
-    /// List services; `stats` asks for traffic counters too.
-    ServiceList {
-        stats: bool,
-    },
-    /// Add a real server; `rs.forward: None` means the service's mode.
-    RsAdd {
-        service: ServiceKey,
-        rs: RsSpec,
-    },
-    /// Change a real server's weight (0 drains it); `rs.forward: None` leaves its mode as is.
-    RsEdit {
-        service: ServiceKey,
-        rs: RsSpec,
-    },
-    /// Remove a real server; its existing connections expire naturally.
-    RsDel {
-        service: ServiceKey,
-        addr: SocketAddr,
-    },
-    /// Add a FullNAT local address to a service; `port` is the DPDK port it leaves by
-    /// (`None`: chosen by route lookup).
-    LaddrAdd {
-        service: ServiceKey,
-        addr: IpAddr,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        port: Option<String>,
-    },
-    LaddrDel {
-        service: ServiceKey,
-        addr: IpAddr,
-    },
-    /// List local addresses, of one service or of all.
-    LaddrList {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        service: Option<ServiceKey>,
-    },
-    /// Add one of the daemon's own addresses (answered by ARP) on a DPDK port.
-    AddrAdd {
-        addr: IpAddr,
-        prefix_len: u8,
-        port: String,
-    },
-    AddrDel {
-        addr: IpAddr,
-    },
-    AddrList,
-    RouteAdd(RouteSpec),
-    RouteDel {
-        prefix: IpAddr,
-        prefix_len: u8,
-    },
-    RouteList,
-    /// Add a static neighbour entry.
-    NeighAdd {
-        addr: IpAddr,
-        mac: MacAddr,
-        port: String,
-    },
-    NeighDel {
-        addr: IpAddr,
-    },
-    NeighList,
-    /// Dump connections (of one service, at most `limit` of them).
-    ConnList {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        service: Option<ServiceKey>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        limit: Option<u32>,
-    },
-    /// Per-worker counters.
-    Stats,
-    /// DPDK ports and how packets are steered on them.
-    LinkList,
-}
-
-/// A virtual service's definition.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceSpec {
-    pub key: ServiceKey,
-    pub sched: Sched,
-    /// Forwarding mode of real servers that do not override it.
-    pub forward: Forward,
-}
-
-/// A real server's definition.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RsSpec {
-    pub addr: SocketAddr,
-    /// 0..=65535; 0 drains (no new connections).
-    pub weight: u32,
-    /// Per-server override of the service's forwarding mode.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forward: Option<Forward>,
-}
-
-/// A route: traffic to `prefix/prefix_len` leaves by `port`, to `via` if given (else the
-/// destination is on link), with source address `src` when the daemon originates packets.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RouteSpec {
-    pub prefix: IpAddr,
-    pub prefix_len: u8,
-    pub port: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub via: Option<IpAddr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub src: Option<IpAddr>,
 }
 
 /// One response as sent on the wire: `{"version":1,"ok":...}` or `{"version":1,"error":"..."}`.
@@ -232,263 +108,6 @@ impl TryFrom<WireResponse> for ResponseEnvelope {
             result,
         })
     }
-}
-
-/// The daemon's answer to a successful request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data", rename_all = "snake_case")]
-pub enum Response {
-    /// The change was applied.
-    Done,
-    Services(Vec<ServiceInfo>),
-    Laddrs(Vec<LaddrInfo>),
-    Addrs(Vec<AddrInfo>),
-    Routes(Vec<RouteSpec>),
-    Neighs(Vec<NeighInfo>),
-    Conns(Vec<ConnInfo>),
-    Stats(StatsInfo),
-    Links(Vec<LinkInfo>),
-}
-
-/// A service as listed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceInfo {
-    pub key: ServiceKey,
-    pub sched: Sched,
-    pub forward: Forward,
-    #[serde(default)]
-    pub laddrs: Vec<IpAddr>,
-    #[serde(default)]
-    pub rs: Vec<RsInfo>,
-    /// Present when the list was asked with `stats: true`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stats: Option<Counters>,
-}
-
-/// A real server as listed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RsInfo {
-    pub addr: SocketAddr,
-    pub weight: u32,
-    /// The effective forwarding mode (the override or the service's).
-    pub forward: Forward,
-    /// Connections in ESTABLISHED state (ipvsadm's ActiveConn).
-    pub active_conns: u64,
-    /// Connections in any other state (ipvsadm's InActConn).
-    pub inactive_conns: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stats: Option<Counters>,
-}
-
-/// Traffic counters of a service or real server, summed over workers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Counters {
-    pub conns: u64,
-    pub in_pkts: u64,
-    pub out_pkts: u64,
-    pub in_bytes: u64,
-    pub out_bytes: u64,
-}
-
-impl Add for Counters {
-    type Output = Counters;
-    /// Wrapping, because counters are free-running and summing must never panic.
-    fn add(self, o: Counters) -> Counters {
-        Counters {
-            conns: self.conns.wrapping_add(o.conns),
-            in_pkts: self.in_pkts.wrapping_add(o.in_pkts),
-            out_pkts: self.out_pkts.wrapping_add(o.out_pkts),
-            in_bytes: self.in_bytes.wrapping_add(o.in_bytes),
-            out_bytes: self.out_bytes.wrapping_add(o.out_bytes),
-        }
-    }
-}
-
-impl AddAssign for Counters {
-    fn add_assign(&mut self, o: Counters) {
-        *self = *self + o;
-    }
-}
-
-/// A FullNAT local address of a service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LaddrInfo {
-    pub service: ServiceKey,
-    pub addr: IpAddr,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<String>,
-}
-
-/// One of the daemon's own addresses.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AddrInfo {
-    pub addr: IpAddr,
-    pub prefix_len: u8,
-    pub port: String,
-}
-
-/// How a neighbour entry came to be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NeighKind {
-    /// Configured (config file or `neigh add`); never expires.
-    Static,
-    /// Learnt from ARP/ND traffic.
-    Learnt,
-}
-
-impl NeighKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            NeighKind::Static => "static",
-            NeighKind::Learnt => "learnt",
-        }
-    }
-}
-
-/// A neighbour (ARP/ND) entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NeighInfo {
-    pub addr: IpAddr,
-    pub mac: MacAddr,
-    pub port: String,
-    pub kind: NeighKind,
-}
-
-/// One connection, as seen by the worker that owns it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConnInfo {
-    pub proto: Proto,
-    pub client: SocketAddr,
-    pub vip: SocketAddr,
-    /// The FullNAT local endpoint; `None` in DR/TUN/NAT modes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub laddr: Option<SocketAddr>,
-    pub rs: SocketAddr,
-    /// Protocol state in LVS spelling, e.g. `ESTABLISHED`, `SYN_RECV`, `UDP`.
-    pub state: String,
-    pub expires_in_s: u32,
-    pub worker: u16,
-}
-
-/// Counters of one worker lcore.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct WorkerStats {
-    pub id: u16,
-    pub lcore: u32,
-    pub rx_pkts: u64,
-    pub tx_pkts: u64,
-    pub conns_active: u64,
-    pub conns_created: u64,
-    /// Packets handed to the kernel twin.
-    pub kernel_pkts: u64,
-    /// Packets received from other workers' steering rings.
-    pub ring_in: u64,
-    /// Packets handed to other workers because they own them.
-    pub ring_out: u64,
-    /// TSC cycles of loop iterations that carried packets, and the packets they carried
-    /// (`busy_cycles / busy_pkts` is the worker's cost per packet, as testpmd's
-    /// `--record-core-cycles`).
-    #[serde(default)]
-    pub busy_cycles: u64,
-    #[serde(default)]
-    pub busy_pkts: u64,
-    /// Dropped packets by reason (the engine's drop reason names).
-    #[serde(default)]
-    pub drops: BTreeMap<String, u64>,
-}
-
-/// Sums over all workers.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct StatsTotals {
-    pub rx_pkts: u64,
-    pub tx_pkts: u64,
-    pub conns_active: u64,
-    pub conns_created: u64,
-    pub kernel_pkts: u64,
-    pub ring_in: u64,
-    pub ring_out: u64,
-    pub drops: u64,
-}
-
-/// The answer to [`Request::Stats`].
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct StatsInfo {
-    pub workers: Vec<WorkerStats>,
-    pub total: StatsTotals,
-    /// Drops by reason, summed over workers.
-    pub drops_total: BTreeMap<String, u64>,
-    /// Mbufs of the packet pool currently allocated (in queues, rings, buffers, in flight).
-    #[serde(default)]
-    pub mbuf_in_use: u64,
-    /// Size of the packet pool.
-    #[serde(default)]
-    pub mbuf_capacity: u64,
-}
-
-impl StatsInfo {
-    /// Builds the answer from per-worker counters, computing the totals so that the daemon
-    /// and every client agree on them.
-    pub fn from_workers(workers: Vec<WorkerStats>) -> Self {
-        let mut total = StatsTotals::default();
-        let mut drops_total = BTreeMap::new();
-        for w in &workers {
-            total.rx_pkts = total.rx_pkts.wrapping_add(w.rx_pkts);
-            total.tx_pkts = total.tx_pkts.wrapping_add(w.tx_pkts);
-            total.conns_active = total.conns_active.wrapping_add(w.conns_active);
-            total.conns_created = total.conns_created.wrapping_add(w.conns_created);
-            total.kernel_pkts = total.kernel_pkts.wrapping_add(w.kernel_pkts);
-            total.ring_in = total.ring_in.wrapping_add(w.ring_in);
-            total.ring_out = total.ring_out.wrapping_add(w.ring_out);
-            for (reason, n) in &w.drops {
-                let sum: &mut u64 = drops_total.entry(reason.clone()).or_default();
-                *sum = sum.wrapping_add(*n);
-                total.drops = total.drops.wrapping_add(*n);
-            }
-        }
-        StatsInfo {
-            workers,
-            total,
-            drops_total,
-            mbuf_in_use: 0,
-            mbuf_capacity: 0,
-        }
-    }
-}
-
-/// A DPDK port.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct LinkInfo {
-    /// The configured name, e.g. `dpdk0`.
-    pub name: String,
-    /// The EAL device string (vdev arguments or PCI address).
-    pub device: String,
-    pub port_id: u16,
-    pub mac: MacAddr,
-    pub driver: String,
-    pub link_up: bool,
-    /// 0 when the driver does not say.
-    #[serde(default)]
-    pub speed_mbps: u32,
-    pub rx_queues: u16,
-    pub tx_queues: u16,
-    /// How packets reach their owning worker, e.g. `rss` or `software (spsc rings)`.
-    pub steering: String,
-    /// The kernel twin (TAP) device, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kni: Option<String>,
-    pub rx_pkts: u64,
-    pub tx_pkts: u64,
-    #[serde(default)]
-    pub rx_bytes: u64,
-    #[serde(default)]
-    pub tx_bytes: u64,
-    pub rx_missed: u64,
-    #[serde(default)]
-    pub rx_errors: u64,
-    #[serde(default)]
-    pub tx_errors: u64,
-    pub rx_nombuf: u64,
 }
 
 /// Serializes a request as one line (no trailing newline).
@@ -559,7 +178,11 @@ pub fn one_line(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
+    use crate::proto::*;
+    use crate::{Forward, MacAddr, Proto, Sched, ServiceKey};
 
     fn svc() -> ServiceKey {
         "tcp:10.0.0.100:80".parse().unwrap()
@@ -790,41 +413,6 @@ mod tests {
     /// Every stats counter under its own key, with a value of its own (a swapped pair of
     /// fields would show).
     #[test]
-    fn stats_line_is_pinned() {
-        let worker = |id: u16, base: u64| {
-            let mut w = WorkerStats {
-                id,
-                lcore: u32::from(id) + 1,
-                rx_pkts: base + 1,
-                tx_pkts: base + 2,
-                conns_active: base + 3,
-                conns_created: base + 4,
-                kernel_pkts: base + 5,
-                ring_in: base + 6,
-                ring_out: base + 7,
-                busy_cycles: base + 8,
-                busy_pkts: base + 9,
-                drops: BTreeMap::new(),
-            };
-            w.drops.insert("bad_csum".into(), base + 10);
-            w.drops.insert("no_route".into(), base + 11);
-            w
-        };
-        let mut s = StatsInfo::from_workers(vec![worker(0, 0), worker(1, 100)]);
-        (s.mbuf_in_use, s.mbuf_capacity) = (12, 13);
-        assert_eq!(
-            encode_response(&ResponseEnvelope::new(Ok(Response::Stats(s)))),
-            concat!(
-                r#"{"version":1,"ok":{"type":"stats","data":{"workers":["#,
-                r#"{"id":0,"lcore":1,"rx_pkts":1,"tx_pkts":2,"conns_active":3,"conns_created":4,"kernel_pkts":5,"ring_in":6,"ring_out":7,"busy_cycles":8,"busy_pkts":9,"drops":{"bad_csum":10,"no_route":11}},"#,
-                r#"{"id":1,"lcore":2,"rx_pkts":101,"tx_pkts":102,"conns_active":103,"conns_created":104,"kernel_pkts":105,"ring_in":106,"ring_out":107,"busy_cycles":108,"busy_pkts":109,"drops":{"bad_csum":110,"no_route":111}}],"#,
-                r#""total":{"rx_pkts":102,"tx_pkts":104,"conns_active":106,"conns_created":108,"kernel_pkts":110,"ring_in":112,"ring_out":114,"drops":242},"#,
-                r#""drops_total":{"bad_csum":120,"no_route":122},"mbuf_in_use":12,"mbuf_capacity":13}}}"#,
-            )
-        );
-    }
-
-    #[test]
     fn response_wire_shape() {
         let addrs = Response::Addrs(vec![AddrInfo {
             addr: "10.0.0.1".parse().unwrap(),
@@ -907,45 +495,5 @@ mod tests {
     fn unknown_fields_are_ignored_for_forward_compatibility() {
         let line = r#"{"version":1,"ok":{"type":"addrs","data":[{"addr":"10.0.0.1","prefix_len":24,"port":"dpdk0","scope":"global"}]},"trace":"x"}"#;
         assert!(decode_response(line).unwrap().result.is_ok());
-    }
-
-    #[test]
-    fn stats_totals_are_sums() {
-        let mut a = WorkerStats {
-            id: 0,
-            rx_pkts: 5,
-            tx_pkts: 1,
-            ..Default::default()
-        };
-        a.drops.insert("bad_csum".into(), 1);
-        a.drops.insert("no_route".into(), 2);
-        let mut b = WorkerStats {
-            id: 1,
-            rx_pkts: 7,
-            conns_active: 3,
-            ..Default::default()
-        };
-        b.drops.insert("no_route".into(), 4);
-        let s = StatsInfo::from_workers(vec![a, b]);
-        assert_eq!(s.total.rx_pkts, 12);
-        assert_eq!(s.total.conns_active, 3);
-        assert_eq!(s.total.drops, 7);
-        assert_eq!(s.drops_total["no_route"], 6);
-        assert_eq!(s.drops_total["bad_csum"], 1);
-    }
-
-    #[test]
-    fn counters_add() {
-        let a = Counters {
-            conns: 1,
-            in_pkts: 2,
-            out_pkts: 3,
-            in_bytes: 4,
-            out_bytes: u64::MAX,
-        };
-        let mut b = a;
-        b += a;
-        assert_eq!(b.conns, 2);
-        assert_eq!(b.out_bytes, u64::MAX - 1);
     }
 }
