@@ -3,7 +3,7 @@
 
 use dpvs_api::{
     AddrInfo, ConnInfo, Counters, LaddrInfo, LinkInfo, NeighInfo, Response, RouteSpec, ServiceInfo,
-    StatsInfo,
+    StatsInfo, StatsTotals, WorkerCounters,
 };
 use serde::Serialize;
 
@@ -110,7 +110,7 @@ fn rs_line(addr: &str, fwd: &str, weight: &str, active: &str, inactive: &str) ->
 /// `service list --stats`, laid out as `ipvsadm -ln --stats`.
 pub(crate) fn services_stats(list: &[ServiceInfo], exact: bool) -> String {
     let mut out = version_line();
-    let head = ["Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"].map(String::from);
+    let head: Vec<String> = Counters::FIELDS.iter().map(|f| f.column.into()).collect();
     out.push_str(&stats_line("Prot LocalAddress:Port", &head));
     out.push_str("  -> RemoteAddress:Port\n");
     for s in list {
@@ -126,22 +126,20 @@ pub(crate) fn services_stats(list: &[ServiceInfo], exact: bool) -> String {
     out
 }
 
-/// A line of the `--stats` layout: a 33-wide name, then five 8-wide right-aligned numbers.
-fn stats_line(name: &str, cells: &[String; 5]) -> String {
-    let [a, b, c, d, e] = cells;
-    format!("{name:<33} {a:>8} {b:>8} {c:>8} {d:>8} {e:>8}\n")
+/// A line of the `--stats` layout: a 33-wide name, then 8-wide right-aligned numbers.
+fn stats_line(name: &str, cells: &[String]) -> String {
+    let mut line = format!("{name:<33}");
+    for cell in cells {
+        line.push_str(&format!(" {cell:>8}"));
+    }
+    line.push('\n');
+    line
 }
 
-fn counter_cells(c: Option<Counters>, exact: bool) -> [String; 5] {
+fn counter_cells(c: Option<Counters>, exact: bool) -> Vec<String> {
     let c = c.unwrap_or_default();
-    let f = |n: u64| if exact { n.to_string() } else { scaled(n) };
-    [
-        f(c.conns),
-        f(c.in_pkts),
-        f(c.out_pkts),
-        f(c.in_bytes),
-        f(c.out_bytes),
-    ]
+    let show = |n: u64| if exact { n.to_string() } else { scaled(n) };
+    Counters::FIELDS.iter().map(|f| show((f.get)(&c))).collect()
 }
 
 /// A counter in at most 8 characters, in the spirit of ipvsadm: exact below 10^8, otherwise
@@ -302,60 +300,35 @@ pub(crate) fn conns(list: &[ConnInfo]) -> String {
     table(&cols, &rows)
 }
 
-/// `stats`: one row per worker and a total, then drops by reason.
+/// `stats`: one row per worker and a total (the worker counters, drops and busy cycles per
+/// packet), then drops by reason.
 pub(crate) fn stats(s: &StatsInfo) -> String {
+    let mut cols = vec![("WORKER", Left), ("LCORE", Right)];
+    cols.extend(WorkerCounters::FIELDS.iter().map(|f| (f.column, Right)));
+    cols.extend([("DROPS", Right), ("CYCLES/PKT", Right)]);
+    let row = |worker: String, lcore: String, t: &StatsTotals, (cycles, pkts): (u64, u64)| {
+        let mut row = vec![worker, lcore];
+        row.extend(
+            WorkerCounters::FIELDS
+                .iter()
+                .map(|f| (f.get)(&t.counters).to_string()),
+        );
+        row.push(t.drops.to_string());
+        row.push(cycles_per_packet(cycles, pkts));
+        row
+    };
     let mut rows: Vec<Vec<String>> = s
         .workers
         .iter()
         .map(|w| {
-            let drops: u64 = w.drops.values().fold(0, |a, n| a.wrapping_add(*n));
-            let nums = [
-                w.rx_pkts,
-                w.tx_pkts,
-                w.conns_active,
-                w.conns_created,
-                w.kernel_pkts,
-                w.ring_in,
-                w.ring_out,
-                drops,
-            ];
-            let mut row = vec![w.id.to_string(), w.lcore.to_string()];
-            row.extend(nums.iter().map(u64::to_string));
-            row.push(cycles_per_packet(w.busy_cycles, w.busy_pkts));
-            row
+            let busy = (w.busy_cycles, w.busy_pkts);
+            row(w.id.to_string(), w.lcore.to_string(), &w.totals(), busy)
         })
         .collect();
-    let t = &s.total;
-    let totals = [
-        t.rx_pkts,
-        t.tx_pkts,
-        t.conns_active,
-        t.conns_created,
-        t.kernel_pkts,
-        t.ring_in,
-        t.ring_out,
-        t.drops,
-    ];
-    let mut total_row = vec!["total".to_string(), "-".to_string()];
-    total_row.extend(totals.iter().map(u64::to_string));
-    let (cycles, pkts) = s.workers.iter().fold((0u64, 0u64), |(c, p), w| {
+    let busy = s.workers.iter().fold((0u64, 0u64), |(c, p), w| {
         (c.wrapping_add(w.busy_cycles), p.wrapping_add(w.busy_pkts))
     });
-    total_row.push(cycles_per_packet(cycles, pkts));
-    rows.push(total_row);
-    let cols = [
-        ("WORKER", Left),
-        ("LCORE", Right),
-        ("RX_PKTS", Right),
-        ("TX_PKTS", Right),
-        ("CONNS", Right),
-        ("CREATED", Right),
-        ("KERNEL", Right),
-        ("RING_IN", Right),
-        ("RING_OUT", Right),
-        ("DROPS", Right),
-        ("CYCLES/PKT", Right),
-    ];
+    rows.push(row("total".into(), "-".into(), &s.total, busy));
     let mut out = table(&cols, &rows);
     if s.mbuf_capacity > 0 {
         out.push_str(&format!(
@@ -630,18 +603,23 @@ mod tests {
         let w0 = WorkerStats {
             id: 0,
             lcore: 1,
-            rx_pkts: 100,
-            tx_pkts: 98,
+            counters: WorkerCounters {
+                rx_pkts: 100,
+                tx_pkts: 98,
+                ..Default::default()
+            },
             busy_cycles: 5000,
             busy_pkts: 100,
             drops,
-            ..Default::default()
         };
         let w1 = WorkerStats {
             id: 1,
             lcore: 2,
-            rx_pkts: 5,
-            conns_active: 1,
+            counters: WorkerCounters {
+                rx_pkts: 5,
+                conns_active: 1,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let mut info = StatsInfo::from_workers(vec![w0, w1]);
@@ -668,13 +646,15 @@ mod tests {
             let mut w = WorkerStats {
                 id,
                 lcore: u32::from(id) + 1,
-                rx_pkts: base + 1,
-                tx_pkts: base + 2,
-                conns_active: base + 3,
-                conns_created: base + 4,
-                kernel_pkts: base + 5,
-                ring_in: base + 6,
-                ring_out: base + 7,
+                counters: WorkerCounters {
+                    rx_pkts: base + 1,
+                    tx_pkts: base + 2,
+                    conns_active: base + 3,
+                    conns_created: base + 4,
+                    kernel_pkts: base + 5,
+                    ring_in: base + 6,
+                    ring_out: base + 7,
+                },
                 busy_cycles: 90 * (base + 9),
                 busy_pkts: base + 9,
                 drops: BTreeMap::new(),
@@ -703,9 +683,12 @@ mod tests {
         let mut w = WorkerStats {
             id: 0,
             lcore: 1,
-            rx_pkts: 10,
-            tx_pkts: 9,
-            conns_active: 2,
+            counters: WorkerCounters {
+                rx_pkts: 10,
+                tx_pkts: 9,
+                conns_active: 2,
+                ..Default::default()
+            },
             busy_cycles: 500,
             busy_pkts: 10,
             ..Default::default()

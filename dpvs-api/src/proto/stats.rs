@@ -1,55 +1,109 @@
 //! The counters the daemon reports: a service's or real server's traffic, each worker's
 //! packets, connections and drops, and their totals.
+//!
+//! A set of counters is declared once, with `counter_set!`: its struct (the field names are
+//! the JSON keys), its [`Field`] list (`FIELDS`: key, table column and value of each counter,
+//! in order, from which `dpvs-ctl` draws its columns) and its sum (`+`, `+=`, `Sum`, wrapping)
+//! all come from that one list, so a counter added there is summed, sent and shown.
 
 use std::collections::BTreeMap;
-use std::ops::{Add, AddAssign};
+use std::iter::Sum;
+use std::ops::{Add, AddAssign, Deref};
 
 use serde::{Deserialize, Serialize};
 
-/// Traffic counters of a service or real server, summed over workers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Counters {
-    pub conns: u64,
-    pub in_pkts: u64,
-    pub out_pkts: u64,
-    pub in_bytes: u64,
-    pub out_bytes: u64,
+/// One counter of a set: its JSON key, its column heading in `dpvs-ctl`'s tables, and how to
+/// read it.
+pub struct Field<T> {
+    pub key: &'static str,
+    pub column: &'static str,
+    pub get: fn(&T) -> u64,
 }
 
-impl Add for Counters {
-    type Output = Counters;
-    /// Wrapping, because counters are free-running and summing must never panic.
-    fn add(self, o: Counters) -> Counters {
-        Counters {
-            conns: self.conns.wrapping_add(o.conns),
-            in_pkts: self.in_pkts.wrapping_add(o.in_pkts),
-            out_pkts: self.out_pkts.wrapping_add(o.out_pkts),
-            in_bytes: self.in_bytes.wrapping_add(o.in_bytes),
-            out_bytes: self.out_bytes.wrapping_add(o.out_bytes),
+/// Declares a counter set: `pub struct Name { field => "COLUMN", ... }` becomes a struct of
+/// `u64` fields, `Name::FIELDS` in declaration order, and a wrapping `Add`, `AddAssign` and
+/// `Sum`.
+macro_rules! counter_set {
+    (
+        $(#[$attr:meta])*
+        pub struct $name:ident {
+            $( $(#[$field_attr:meta])* $field:ident => $column:literal, )+
         }
+    ) => {
+        $(#[$attr])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+        pub struct $name {
+            $( $(#[$field_attr])* pub $field: u64, )+
+        }
+
+        impl $name {
+            /// Every counter in order: its JSON key, its table column, its value.
+            pub const FIELDS: &'static [Field<$name>] = &[
+                $( Field { key: stringify!($field), column: $column, get: |c| c.$field }, )+
+            ];
+        }
+
+        impl Add for $name {
+            type Output = $name;
+            /// Wrapping, because counters are free-running and summing must never panic.
+            fn add(self, o: $name) -> $name {
+                $name { $( $field: self.$field.wrapping_add(o.$field), )+ }
+            }
+        }
+
+        impl AddAssign for $name {
+            fn add_assign(&mut self, o: $name) {
+                *self = *self + o;
+            }
+        }
+
+        impl Sum for $name {
+            fn sum<I: Iterator<Item = $name>>(iter: I) -> $name {
+                iter.fold($name::default(), Add::add)
+            }
+        }
+    };
+}
+
+counter_set! {
+    /// Traffic counters of a service or real server, summed over workers; the columns are
+    /// those of `ipvsadm -ln --stats`.
+    pub struct Counters {
+        conns => "Conns",
+        in_pkts => "InPkts",
+        out_pkts => "OutPkts",
+        in_bytes => "InBytes",
+        out_bytes => "OutBytes",
     }
 }
 
-impl AddAssign for Counters {
-    fn add_assign(&mut self, o: Counters) {
-        *self = *self + o;
+counter_set! {
+    /// Packet and connection counters of one worker lcore, or (summed) of all of them; the
+    /// columns are those of `dpvs-ctl stats`.
+    pub struct WorkerCounters {
+        rx_pkts => "RX_PKTS",
+        tx_pkts => "TX_PKTS",
+        /// Connections in the worker's table.
+        conns_active => "CONNS",
+        /// Connections the worker created since it started.
+        conns_created => "CREATED",
+        /// Packets handed to the kernel twin.
+        kernel_pkts => "KERNEL",
+        /// Packets received from other workers' steering rings.
+        ring_in => "RING_IN",
+        /// Packets handed to other workers because they own them.
+        ring_out => "RING_OUT",
     }
 }
+
 /// Counters of one worker lcore.
 #[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct WorkerStats {
     pub id: u16,
     pub lcore: u32,
-    pub rx_pkts: u64,
-    pub tx_pkts: u64,
-    pub conns_active: u64,
-    pub conns_created: u64,
-    /// Packets handed to the kernel twin.
-    pub kernel_pkts: u64,
-    /// Packets received from other workers' steering rings.
-    pub ring_in: u64,
-    /// Packets handed to other workers because they own them.
-    pub ring_out: u64,
+    /// On the wire, each counter is a key of the worker's object.
+    #[serde(flatten)]
+    pub counters: WorkerCounters,
     /// TSC cycles of loop iterations that carried packets, and the packets they carried
     /// (`busy_cycles / busy_pkts` is the worker's cost per packet, as testpmd's
     /// `--record-core-cycles`).
@@ -62,17 +116,50 @@ pub struct WorkerStats {
     pub drops: BTreeMap<String, u64>,
 }
 
-/// Sums over all workers.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+impl WorkerStats {
+    /// This worker's share of [`StatsTotals`]: its counters, and its drops of every reason
+    /// together.
+    pub fn totals(&self) -> StatsTotals {
+        StatsTotals {
+            counters: self.counters,
+            drops: self.drops.values().fold(0, |sum, n| sum.wrapping_add(*n)),
+        }
+    }
+}
+
+/// Sums over all workers: their counters, and their drops of every reason together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct StatsTotals {
-    pub rx_pkts: u64,
-    pub tx_pkts: u64,
-    pub conns_active: u64,
-    pub conns_created: u64,
-    pub kernel_pkts: u64,
-    pub ring_in: u64,
-    pub ring_out: u64,
+    /// On the wire, each counter is a key of the totals' object.
+    #[serde(flatten)]
+    pub counters: WorkerCounters,
     pub drops: u64,
+}
+
+/// The totals read as the counters they sum (`total.rx_pkts`), as when those were fields of
+/// their own.
+impl Deref for StatsTotals {
+    type Target = WorkerCounters;
+    fn deref(&self) -> &WorkerCounters {
+        &self.counters
+    }
+}
+
+impl Add for StatsTotals {
+    type Output = StatsTotals;
+    /// Wrapping, as [`WorkerCounters`]' sum.
+    fn add(self, o: StatsTotals) -> StatsTotals {
+        StatsTotals {
+            counters: self.counters + o.counters,
+            drops: self.drops.wrapping_add(o.drops),
+        }
+    }
+}
+
+impl Sum for StatsTotals {
+    fn sum<I: Iterator<Item = StatsTotals>>(iter: I) -> StatsTotals {
+        iter.fold(StatsTotals::default(), Add::add)
+    }
 }
 
 /// The answer to [`Request::Stats`](super::Request::Stats).
@@ -94,25 +181,14 @@ impl StatsInfo {
     /// Builds the answer from per-worker counters, computing the totals so that the daemon
     /// and every client agree on them.
     pub fn from_workers(workers: Vec<WorkerStats>) -> Self {
-        let mut total = StatsTotals::default();
-        let mut drops_total = BTreeMap::new();
-        for w in &workers {
-            total.rx_pkts = total.rx_pkts.wrapping_add(w.rx_pkts);
-            total.tx_pkts = total.tx_pkts.wrapping_add(w.tx_pkts);
-            total.conns_active = total.conns_active.wrapping_add(w.conns_active);
-            total.conns_created = total.conns_created.wrapping_add(w.conns_created);
-            total.kernel_pkts = total.kernel_pkts.wrapping_add(w.kernel_pkts);
-            total.ring_in = total.ring_in.wrapping_add(w.ring_in);
-            total.ring_out = total.ring_out.wrapping_add(w.ring_out);
-            for (reason, n) in &w.drops {
-                let sum: &mut u64 = drops_total.entry(reason.clone()).or_default();
-                *sum = sum.wrapping_add(*n);
-                total.drops = total.drops.wrapping_add(*n);
-            }
+        let mut drops_total: BTreeMap<String, u64> = BTreeMap::new();
+        for (reason, n) in workers.iter().flat_map(|w| &w.drops) {
+            let sum = drops_total.entry(reason.clone()).or_default();
+            *sum = sum.wrapping_add(*n);
         }
         StatsInfo {
+            total: workers.iter().map(WorkerStats::totals).sum(),
             workers,
-            total,
             drops_total,
             mbuf_in_use: 0,
             mbuf_capacity: 0,
@@ -131,13 +207,15 @@ mod tests {
             let mut w = WorkerStats {
                 id,
                 lcore: u32::from(id) + 1,
-                rx_pkts: base + 1,
-                tx_pkts: base + 2,
-                conns_active: base + 3,
-                conns_created: base + 4,
-                kernel_pkts: base + 5,
-                ring_in: base + 6,
-                ring_out: base + 7,
+                counters: WorkerCounters {
+                    rx_pkts: base + 1,
+                    tx_pkts: base + 2,
+                    conns_active: base + 3,
+                    conns_created: base + 4,
+                    kernel_pkts: base + 5,
+                    ring_in: base + 6,
+                    ring_out: base + 7,
+                },
                 busy_cycles: base + 8,
                 busy_pkts: base + 9,
                 drops: BTreeMap::new(),
@@ -160,23 +238,33 @@ mod tests {
         );
     }
 
+    /// A worker with these counters and drops.
+    fn worker(counters: WorkerCounters, drops: &[(&str, u64)]) -> WorkerStats {
+        WorkerStats {
+            counters,
+            drops: drops.iter().map(|(r, n)| (r.to_string(), *n)).collect(),
+            ..Default::default()
+        }
+    }
+
     #[test]
     fn stats_totals_are_sums() {
-        let mut a = WorkerStats {
-            id: 0,
-            rx_pkts: 5,
-            tx_pkts: 1,
-            ..Default::default()
-        };
-        a.drops.insert("bad_csum".into(), 1);
-        a.drops.insert("no_route".into(), 2);
-        let mut b = WorkerStats {
-            id: 1,
-            rx_pkts: 7,
-            conns_active: 3,
-            ..Default::default()
-        };
-        b.drops.insert("no_route".into(), 4);
+        let a = worker(
+            WorkerCounters {
+                rx_pkts: 5,
+                tx_pkts: 1,
+                ..Default::default()
+            },
+            &[("bad_csum", 1), ("no_route", 2)],
+        );
+        let b = worker(
+            WorkerCounters {
+                rx_pkts: 7,
+                conns_active: 3,
+                ..Default::default()
+            },
+            &[("no_route", 4)],
+        );
         let s = StatsInfo::from_workers(vec![a, b]);
         assert_eq!(s.total.rx_pkts, 12);
         assert_eq!(s.total.conns_active, 3);
@@ -198,5 +286,50 @@ mod tests {
         b += a;
         assert_eq!(b.conns, 2);
         assert_eq!(b.out_bytes, u64::MAX - 1);
+    }
+
+    /// `FIELDS` is the serialized struct: the same keys in the same order, each reading the
+    /// value under its key.
+    fn fields_are_the_json<T>(fields: &[Field<T>])
+    where
+        T: Serialize + for<'de> Deserialize<'de> + Default,
+    {
+        let keys: Vec<String> = fields.iter().map(|f| format!("\"{}\":0", f.key)).collect();
+        let zero = serde_json::to_string(&T::default()).unwrap();
+        assert_eq!(zero, format!("{{{}}}", keys.join(",")));
+        let numbered: serde_json::Map<String, serde_json::Value> = (1..)
+            .zip(fields)
+            .map(|(n, f)| (f.key.to_string(), n.into()))
+            .collect();
+        let value: T = serde_json::from_value(numbered.into()).unwrap();
+        for (n, f) in (1..).zip(fields) {
+            assert_eq!((f.get)(&value), n, "{}", f.key);
+        }
+    }
+
+    #[test]
+    fn field_lists_are_the_wire_keys() {
+        fields_are_the_json(Counters::FIELDS);
+        fields_are_the_json(WorkerCounters::FIELDS);
+    }
+
+    #[test]
+    fn worker_totals_sum_with_add() {
+        let rx = |rx_pkts| WorkerCounters {
+            rx_pkts,
+            ..Default::default()
+        };
+        let a = worker(rx(u64::MAX), &[("no_route", 2), ("bad_csum", 1)]);
+        let b = worker(rx(3), &[("no_route", 4)]);
+        assert_eq!(a.totals().drops, 3);
+        let sum = a.totals() + b.totals();
+        assert_eq!((sum.rx_pkts, sum.drops), (2, 7), "wrapping");
+        assert_eq!(StatsInfo::from_workers(vec![a, b]).total, sum);
+        let mut c = WorkerCounters::default();
+        c += WorkerCounters {
+            ring_in: 5,
+            ..Default::default()
+        };
+        assert_eq!([c, c].into_iter().sum::<WorkerCounters>().ring_in, 10);
     }
 }

@@ -318,7 +318,10 @@ mod tests {
         let mut w = WorkerStats {
             id: 0,
             lcore: 1,
-            rx_pkts: 10,
+            counters: WorkerCounters {
+                rx_pkts: 10,
+                ..Default::default()
+            },
             ..Default::default()
         };
         w.drops.insert("no_route".into(), 2);
