@@ -8,6 +8,8 @@
 //!   [`proto::stats`] (the counters in answers, summed over workers with `+`). All of them are
 //!   re-exported at the crate root.
 //! - [`client`]: a blocking client ([`call`], [`Client`]) for the Unix control socket.
+//! - `samples` (with the feature `test-util`): sample values for the tests of the protocol's
+//!   users.
 //! - [`net`]: MAC addresses and `ADDR/LEN` prefixes, parsed the same way by the CLI, the
 //!   config file and the daemon.
 #![forbid(unsafe_code)]
@@ -15,6 +17,8 @@
 pub mod client;
 pub mod net;
 pub mod proto;
+#[cfg(any(test, feature = "test-util"))]
+pub mod samples;
 
 pub use client::{Client, ClientError, call};
 pub use net::{MacAddr, host_bits_set, max_prefix_len, parse_prefix};

@@ -433,45 +433,33 @@ fn link_state(l: &LinkInfo) -> String {
 mod tests {
     use std::collections::BTreeMap;
 
-    use dpvs_api::{Forward, MacAddr, NeighKind, Proto, RsInfo, Sched, WorkerStats};
+    use dpvs_api::{Forward, MacAddr, NeighKind, RsInfo, Sched, WorkerStats, samples};
 
     use super::*;
 
+    /// The sample service with counters and a second, DR, real server without.
     fn service() -> ServiceInfo {
-        ServiceInfo {
-            key: "tcp:10.0.0.100:80".parse().unwrap(),
-            sched: Sched::Rr,
-            forward: Forward::Fnat,
-            laddrs: vec!["192.168.10.200".parse().unwrap()],
-            rs: vec![
-                RsInfo {
-                    addr: "192.168.10.11:8080".parse().unwrap(),
-                    weight: 1,
-                    forward: Forward::Fnat,
-                    active_conns: 3,
-                    inactive_conns: 0,
-                    stats: Some(Counters {
-                        conns: 5,
-                        in_pkts: 30,
-                        out_pkts: 25,
-                        in_bytes: 1800,
-                        out_bytes: 1_409_000_000,
-                    }),
-                },
-                RsInfo {
-                    addr: "192.168.10.12:8080".parse().unwrap(),
-                    weight: 100,
-                    forward: Forward::Dr,
-                    active_conns: 12,
-                    inactive_conns: 340,
-                    stats: None,
-                },
-            ],
-            stats: Some(Counters {
-                conns: 5,
-                ..Default::default()
-            }),
-        }
+        let mut s = samples::service();
+        s.rs[0].stats = Some(Counters {
+            conns: 5,
+            in_pkts: 30,
+            out_pkts: 25,
+            in_bytes: 1800,
+            out_bytes: 1_409_000_000,
+        });
+        s.rs.push(RsInfo {
+            addr: "192.168.10.12:8080".parse().unwrap(),
+            weight: 100,
+            forward: Forward::Dr,
+            active_conns: 12,
+            inactive_conns: 340,
+            stats: None,
+        });
+        s.stats = Some(Counters {
+            conns: 5,
+            ..Default::default()
+        });
+        s
     }
 
     #[test]
@@ -578,17 +566,7 @@ mod tests {
 
     #[test]
     fn conn_table() {
-        let c = ConnInfo {
-            proto: Proto::Tcp,
-            client: "10.0.0.2:40000".parse().unwrap(),
-            vip: "10.0.0.100:80".parse().unwrap(),
-            laddr: Some("192.168.10.200:1028".parse().unwrap()),
-            rs: "192.168.10.11:8080".parse().unwrap(),
-            state: "ESTABLISHED".into(),
-            expires_in_s: 899,
-            worker: 1,
-        };
-        let got = conns(&[c]);
+        let got = conns(&[samples::conn()]);
         assert_eq!(
             got,
             "WORKER  PROTO  EXPIRE  STATE        CLIENT          VIRTUAL        LOCAL                REAL\n     \
@@ -642,28 +620,7 @@ mod tests {
     /// Every column with a value of its own, so that a column showing another's counter shows.
     #[test]
     fn stats_table_columns_are_their_counters() {
-        let worker = |id: u16, base: u64| {
-            let mut w = WorkerStats {
-                id,
-                lcore: u32::from(id) + 1,
-                counters: WorkerCounters {
-                    rx_pkts: base + 1,
-                    tx_pkts: base + 2,
-                    conns_active: base + 3,
-                    conns_created: base + 4,
-                    kernel_pkts: base + 5,
-                    ring_in: base + 6,
-                    ring_out: base + 7,
-                },
-                busy_cycles: 90 * (base + 9),
-                busy_pkts: base + 9,
-                drops: BTreeMap::new(),
-            };
-            w.drops.insert("bad_csum".into(), base + 10);
-            w.drops.insert("no_route".into(), base + 11);
-            w
-        };
-        let info = StatsInfo::from_workers(vec![worker(0, 0), worker(1, 100)]);
+        let info = samples::numbered_stats();
         assert_eq!(
             stats(&info),
             "WORKER  LCORE  RX_PKTS  TX_PKTS  CONNS  CREATED  KERNEL  RING_IN  RING_OUT  DROPS  CYCLES/PKT\n\

@@ -203,35 +203,14 @@ mod tests {
 
     #[test]
     fn stats_line_is_pinned() {
-        let worker = |id: u16, base: u64| {
-            let mut w = WorkerStats {
-                id,
-                lcore: u32::from(id) + 1,
-                counters: WorkerCounters {
-                    rx_pkts: base + 1,
-                    tx_pkts: base + 2,
-                    conns_active: base + 3,
-                    conns_created: base + 4,
-                    kernel_pkts: base + 5,
-                    ring_in: base + 6,
-                    ring_out: base + 7,
-                },
-                busy_cycles: base + 8,
-                busy_pkts: base + 9,
-                drops: BTreeMap::new(),
-            };
-            w.drops.insert("bad_csum".into(), base + 10);
-            w.drops.insert("no_route".into(), base + 11);
-            w
-        };
-        let mut s = StatsInfo::from_workers(vec![worker(0, 0), worker(1, 100)]);
+        let mut s = crate::samples::numbered_stats();
         (s.mbuf_in_use, s.mbuf_capacity) = (12, 13);
         assert_eq!(
             encode_response(&ResponseEnvelope::new(Ok(Response::Stats(s)))),
             concat!(
                 r#"{"version":1,"ok":{"type":"stats","data":{"workers":["#,
-                r#"{"id":0,"lcore":1,"rx_pkts":1,"tx_pkts":2,"conns_active":3,"conns_created":4,"kernel_pkts":5,"ring_in":6,"ring_out":7,"busy_cycles":8,"busy_pkts":9,"drops":{"bad_csum":10,"no_route":11}},"#,
-                r#"{"id":1,"lcore":2,"rx_pkts":101,"tx_pkts":102,"conns_active":103,"conns_created":104,"kernel_pkts":105,"ring_in":106,"ring_out":107,"busy_cycles":108,"busy_pkts":109,"drops":{"bad_csum":110,"no_route":111}}],"#,
+                r#"{"id":0,"lcore":1,"rx_pkts":1,"tx_pkts":2,"conns_active":3,"conns_created":4,"kernel_pkts":5,"ring_in":6,"ring_out":7,"busy_cycles":810,"busy_pkts":9,"drops":{"bad_csum":10,"no_route":11}},"#,
+                r#"{"id":1,"lcore":2,"rx_pkts":101,"tx_pkts":102,"conns_active":103,"conns_created":104,"kernel_pkts":105,"ring_in":106,"ring_out":107,"busy_cycles":9810,"busy_pkts":109,"drops":{"bad_csum":110,"no_route":111}}],"#,
                 r#""total":{"rx_pkts":102,"tx_pkts":104,"conns_active":106,"conns_created":108,"kernel_pkts":110,"ring_in":112,"ring_out":114,"drops":242},"#,
                 r#""drops_total":{"bad_csum":120,"no_route":122},"mbuf_in_use":12,"mbuf_capacity":13}}}"#,
             )

@@ -188,7 +188,7 @@ mod tests {
 
     use super::*;
     use crate::proto::*;
-    use crate::{Forward, MacAddr, Proto, Sched, ServiceKey};
+    use crate::{Forward, MacAddr, Sched, ServiceKey};
 
     fn svc() -> ServiceKey {
         "tcp:10.0.0.100:80".parse().unwrap()
@@ -331,23 +331,13 @@ mod tests {
             ..Default::default()
         };
         w.drops.insert("no_route".into(), 2);
+        let mut service = crate::samples::service();
+        service.sched = Sched::Wrr;
+        service.stats = Some(counters);
+        service.rs[0].stats = Some(counters);
         vec![
             Response::Done,
-            Response::Services(vec![ServiceInfo {
-                key: svc(),
-                sched: Sched::Wrr,
-                forward: Forward::Fnat,
-                laddrs: vec!["192.168.10.200".parse().unwrap()],
-                rs: vec![RsInfo {
-                    addr: "192.168.10.11:8080".parse().unwrap(),
-                    weight: 1,
-                    forward: Forward::Fnat,
-                    active_conns: 3,
-                    inactive_conns: 0,
-                    stats: Some(counters),
-                }],
-                stats: Some(counters),
-            }]),
+            Response::Services(vec![service]),
             Response::Laddrs(vec![LaddrInfo {
                 service: svc(),
                 addr: "192.168.10.200".parse().unwrap(),
@@ -365,16 +355,7 @@ mod tests {
                 port: "dpdk1".into(),
                 kind: NeighKind::Learnt,
             }]),
-            Response::Conns(vec![ConnInfo {
-                proto: Proto::Tcp,
-                client: "10.0.0.2:40000".parse().unwrap(),
-                vip: "10.0.0.100:80".parse().unwrap(),
-                laddr: Some("192.168.10.200:1028".parse().unwrap()),
-                rs: "192.168.10.11:8080".parse().unwrap(),
-                state: "ESTABLISHED".into(),
-                expires_in_s: 899,
-                worker: 1,
-            }]),
+            Response::Conns(vec![crate::samples::conn()]),
             Response::Stats(StatsInfo::from_workers(vec![w])),
             Response::Links(vec![LinkInfo {
                 name: "dpdk0".into(),
