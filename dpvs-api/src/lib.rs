@@ -1,10 +1,15 @@
 //! The control protocol between `dpvs-ctl` and the `dpvs` daemon, and the domain names both
 //! sides share: protocol, scheduler, forwarding mode, service key.
 //!
-//! - [`proto`]: the messages ([`Request`], [`Response`]) and their versioned one-line JSON
-//!   encoding (the wire format is documented there); [`serve_line`] is the daemon's per-line
-//!   entry point.
+//! - [`proto`]: the messages and how they travel, one concern a module:
+//!   [`proto::wire`] (the versioned one-line JSON envelope, documented there; size limits;
+//!   [`decode_request`], [`serve_line`], the daemon's per-line entry point),
+//!   [`proto::request`] ([`Request`]), [`proto::response`] ([`Response`]) and
+//!   [`proto::stats`] (the counters in answers, summed over workers with `+`). All of them are
+//!   re-exported at the crate root.
 //! - [`client`]: a blocking client ([`call`], [`Client`]) for the Unix control socket.
+//! - `samples` (with the feature `test-util`): sample values for the tests of the protocol's
+//!   users.
 //! - [`net`]: MAC addresses and `ADDR/LEN` prefixes, parsed the same way by the CLI, the
 //!   config file and the daemon.
 #![forbid(unsafe_code)]
@@ -12,6 +17,8 @@
 pub mod client;
 pub mod net;
 pub mod proto;
+#[cfg(any(test, feature = "test-util"))]
+pub mod samples;
 
 pub use client::{Client, ClientError, call};
 pub use net::{MacAddr, host_bits_set, max_prefix_len, parse_prefix};

@@ -3,7 +3,7 @@
 
 use dpvs_api::{
     AddrInfo, ConnInfo, Counters, LaddrInfo, LinkInfo, NeighInfo, Response, RouteSpec, ServiceInfo,
-    StatsInfo,
+    StatsInfo, StatsTotals, WorkerCounters,
 };
 use serde::Serialize;
 
@@ -110,7 +110,7 @@ fn rs_line(addr: &str, fwd: &str, weight: &str, active: &str, inactive: &str) ->
 /// `service list --stats`, laid out as `ipvsadm -ln --stats`.
 pub(crate) fn services_stats(list: &[ServiceInfo], exact: bool) -> String {
     let mut out = version_line();
-    let head = ["Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"].map(String::from);
+    let head: Vec<String> = Counters::FIELDS.iter().map(|f| f.column.into()).collect();
     out.push_str(&stats_line("Prot LocalAddress:Port", &head));
     out.push_str("  -> RemoteAddress:Port\n");
     for s in list {
@@ -126,22 +126,20 @@ pub(crate) fn services_stats(list: &[ServiceInfo], exact: bool) -> String {
     out
 }
 
-/// A line of the `--stats` layout: a 33-wide name, then five 8-wide right-aligned numbers.
-fn stats_line(name: &str, cells: &[String; 5]) -> String {
-    let [a, b, c, d, e] = cells;
-    format!("{name:<33} {a:>8} {b:>8} {c:>8} {d:>8} {e:>8}\n")
+/// A line of the `--stats` layout: a 33-wide name, then 8-wide right-aligned numbers.
+fn stats_line(name: &str, cells: &[String]) -> String {
+    let mut line = format!("{name:<33}");
+    for cell in cells {
+        line.push_str(&format!(" {cell:>8}"));
+    }
+    line.push('\n');
+    line
 }
 
-fn counter_cells(c: Option<Counters>, exact: bool) -> [String; 5] {
+fn counter_cells(c: Option<Counters>, exact: bool) -> Vec<String> {
     let c = c.unwrap_or_default();
-    let f = |n: u64| if exact { n.to_string() } else { scaled(n) };
-    [
-        f(c.conns),
-        f(c.in_pkts),
-        f(c.out_pkts),
-        f(c.in_bytes),
-        f(c.out_bytes),
-    ]
+    let show = |n: u64| if exact { n.to_string() } else { scaled(n) };
+    Counters::FIELDS.iter().map(|f| show((f.get)(&c))).collect()
 }
 
 /// A counter in at most 8 characters, in the spirit of ipvsadm: exact below 10^8, otherwise
@@ -302,60 +300,35 @@ pub(crate) fn conns(list: &[ConnInfo]) -> String {
     table(&cols, &rows)
 }
 
-/// `stats`: one row per worker and a total, then drops by reason.
+/// `stats`: one row per worker and a total (the worker counters, drops and busy cycles per
+/// packet), then drops by reason.
 pub(crate) fn stats(s: &StatsInfo) -> String {
+    let mut cols = vec![("WORKER", Left), ("LCORE", Right)];
+    cols.extend(WorkerCounters::FIELDS.iter().map(|f| (f.column, Right)));
+    cols.extend([("DROPS", Right), ("CYCLES/PKT", Right)]);
+    let row = |worker: String, lcore: String, t: &StatsTotals, (cycles, pkts): (u64, u64)| {
+        let mut row = vec![worker, lcore];
+        row.extend(
+            WorkerCounters::FIELDS
+                .iter()
+                .map(|f| (f.get)(&t.counters).to_string()),
+        );
+        row.push(t.drops.to_string());
+        row.push(cycles_per_packet(cycles, pkts));
+        row
+    };
     let mut rows: Vec<Vec<String>> = s
         .workers
         .iter()
         .map(|w| {
-            let drops: u64 = w.drops.values().fold(0, |a, n| a.wrapping_add(*n));
-            let nums = [
-                w.rx_pkts,
-                w.tx_pkts,
-                w.conns_active,
-                w.conns_created,
-                w.kernel_pkts,
-                w.ring_in,
-                w.ring_out,
-                drops,
-            ];
-            let mut row = vec![w.id.to_string(), w.lcore.to_string()];
-            row.extend(nums.iter().map(u64::to_string));
-            row.push(cycles_per_packet(w.busy_cycles, w.busy_pkts));
-            row
+            let busy = (w.busy_cycles, w.busy_pkts);
+            row(w.id.to_string(), w.lcore.to_string(), &w.totals(), busy)
         })
         .collect();
-    let t = &s.total;
-    let totals = [
-        t.rx_pkts,
-        t.tx_pkts,
-        t.conns_active,
-        t.conns_created,
-        t.kernel_pkts,
-        t.ring_in,
-        t.ring_out,
-        t.drops,
-    ];
-    let mut total_row = vec!["total".to_string(), "-".to_string()];
-    total_row.extend(totals.iter().map(u64::to_string));
-    let (cycles, pkts) = s.workers.iter().fold((0u64, 0u64), |(c, p), w| {
+    let busy = s.workers.iter().fold((0u64, 0u64), |(c, p), w| {
         (c.wrapping_add(w.busy_cycles), p.wrapping_add(w.busy_pkts))
     });
-    total_row.push(cycles_per_packet(cycles, pkts));
-    rows.push(total_row);
-    let cols = [
-        ("WORKER", Left),
-        ("LCORE", Right),
-        ("RX_PKTS", Right),
-        ("TX_PKTS", Right),
-        ("CONNS", Right),
-        ("CREATED", Right),
-        ("KERNEL", Right),
-        ("RING_IN", Right),
-        ("RING_OUT", Right),
-        ("DROPS", Right),
-        ("CYCLES/PKT", Right),
-    ];
+    rows.push(row("total".into(), "-".into(), &s.total, busy));
     let mut out = table(&cols, &rows);
     if s.mbuf_capacity > 0 {
         out.push_str(&format!(
@@ -460,45 +433,33 @@ fn link_state(l: &LinkInfo) -> String {
 mod tests {
     use std::collections::BTreeMap;
 
-    use dpvs_api::{Forward, MacAddr, NeighKind, Proto, RsInfo, Sched, WorkerStats};
+    use dpvs_api::{Forward, MacAddr, NeighKind, RsInfo, Sched, WorkerStats, samples};
 
     use super::*;
 
+    /// The sample service with counters and a second, DR, real server without.
     fn service() -> ServiceInfo {
-        ServiceInfo {
-            key: "tcp:10.0.0.100:80".parse().unwrap(),
-            sched: Sched::Rr,
-            forward: Forward::Fnat,
-            laddrs: vec!["192.168.10.200".parse().unwrap()],
-            rs: vec![
-                RsInfo {
-                    addr: "192.168.10.11:8080".parse().unwrap(),
-                    weight: 1,
-                    forward: Forward::Fnat,
-                    active_conns: 3,
-                    inactive_conns: 0,
-                    stats: Some(Counters {
-                        conns: 5,
-                        in_pkts: 30,
-                        out_pkts: 25,
-                        in_bytes: 1800,
-                        out_bytes: 1_409_000_000,
-                    }),
-                },
-                RsInfo {
-                    addr: "192.168.10.12:8080".parse().unwrap(),
-                    weight: 100,
-                    forward: Forward::Dr,
-                    active_conns: 12,
-                    inactive_conns: 340,
-                    stats: None,
-                },
-            ],
-            stats: Some(Counters {
-                conns: 5,
-                ..Default::default()
-            }),
-        }
+        let mut s = samples::service();
+        s.rs[0].stats = Some(Counters {
+            conns: 5,
+            in_pkts: 30,
+            out_pkts: 25,
+            in_bytes: 1800,
+            out_bytes: 1_409_000_000,
+        });
+        s.rs.push(RsInfo {
+            addr: "192.168.10.12:8080".parse().unwrap(),
+            weight: 100,
+            forward: Forward::Dr,
+            active_conns: 12,
+            inactive_conns: 340,
+            stats: None,
+        });
+        s.stats = Some(Counters {
+            conns: 5,
+            ..Default::default()
+        });
+        s
     }
 
     #[test]
@@ -605,17 +566,7 @@ mod tests {
 
     #[test]
     fn conn_table() {
-        let c = ConnInfo {
-            proto: Proto::Tcp,
-            client: "10.0.0.2:40000".parse().unwrap(),
-            vip: "10.0.0.100:80".parse().unwrap(),
-            laddr: Some("192.168.10.200:1028".parse().unwrap()),
-            rs: "192.168.10.11:8080".parse().unwrap(),
-            state: "ESTABLISHED".into(),
-            expires_in_s: 899,
-            worker: 1,
-        };
-        let got = conns(&[c]);
+        let got = conns(&[samples::conn()]);
         assert_eq!(
             got,
             "WORKER  PROTO  EXPIRE  STATE        CLIENT          VIRTUAL        LOCAL                REAL\n     \
@@ -630,18 +581,23 @@ mod tests {
         let w0 = WorkerStats {
             id: 0,
             lcore: 1,
-            rx_pkts: 100,
-            tx_pkts: 98,
+            counters: WorkerCounters {
+                rx_pkts: 100,
+                tx_pkts: 98,
+                ..Default::default()
+            },
             busy_cycles: 5000,
             busy_pkts: 100,
             drops,
-            ..Default::default()
         };
         let w1 = WorkerStats {
             id: 1,
             lcore: 2,
-            rx_pkts: 5,
-            conns_active: 1,
+            counters: WorkerCounters {
+                rx_pkts: 5,
+                conns_active: 1,
+                ..Default::default()
+            },
             ..Default::default()
         };
         let mut info = StatsInfo::from_workers(vec![w0, w1]);
@@ -659,6 +615,59 @@ mod tests {
              DROP REASON  PACKETS\n\
              no_route           2\n"
         );
+    }
+
+    /// Every column with a value of its own, so that a column showing another's counter shows.
+    #[test]
+    fn stats_table_columns_are_their_counters() {
+        let info = samples::numbered_stats();
+        assert_eq!(
+            stats(&info),
+            "WORKER  LCORE  RX_PKTS  TX_PKTS  CONNS  CREATED  KERNEL  RING_IN  RING_OUT  DROPS  CYCLES/PKT\n\
+             0           1        1        2      3        4       5        6         7     21          90\n\
+             1           2      101      102    103      104     105      106       107    221          90\n\
+             total       -      102      104    106      108     110      112       114    242          90\n\
+             \n\
+             DROP REASON  PACKETS\n\
+             bad_csum         120\n\
+             no_route         122\n"
+        );
+    }
+
+    /// What `tests/e2e/lab.py` and `bench/run.sh` read from `dpvs-ctl -o json stats`.
+    #[test]
+    fn stats_json_has_what_scripts_read() {
+        let mut w = WorkerStats {
+            id: 0,
+            lcore: 1,
+            counters: WorkerCounters {
+                rx_pkts: 10,
+                tx_pkts: 9,
+                conns_active: 2,
+                ..Default::default()
+            },
+            busy_cycles: 500,
+            busy_pkts: 10,
+            ..Default::default()
+        };
+        w.drops.insert("no_route".into(), 1);
+        let mut info = StatsInfo::from_workers(vec![w]);
+        info.mbuf_in_use = 7;
+        let out = render(&Response::Stats(info), Output::Json, Style::default());
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["drops_total"], serde_json::json!({"no_route": 1}));
+        assert_eq!(v["mbuf_in_use"], 7);
+        let w0 = &v["workers"][0];
+        for (key, want) in [
+            ("busy_cycles", 500),
+            ("busy_pkts", 10),
+            ("rx_pkts", 10),
+            ("tx_pkts", 9),
+            ("conns_active", 2),
+        ] {
+            assert_eq!(w0[key], want, "{key}");
+        }
+        assert_eq!(w0["drops"], serde_json::json!({"no_route": 1}));
     }
 
     #[test]

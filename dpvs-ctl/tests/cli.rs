@@ -11,8 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use dpvs_api::{
-    AddrInfo, Forward, Request, Response, RsInfo, RsSpec, Sched, ServiceInfo, ServiceKey,
-    ServiceSpec,
+    AddrInfo, Forward, Request, Response, RsSpec, Sched, ServiceInfo, ServiceKey, ServiceSpec,
 };
 
 type Handler = dyn Fn(&Request) -> Result<Response, String> + Send + Sync;
@@ -93,22 +92,9 @@ fn svc() -> ServiceKey {
     "tcp:10.0.0.100:80".parse().unwrap()
 }
 
+/// `tcp:10.0.0.100:80` (rr, FullNAT) with one real server.
 fn one_service() -> Vec<ServiceInfo> {
-    vec![ServiceInfo {
-        key: svc(),
-        sched: Sched::Rr,
-        forward: Forward::Fnat,
-        laddrs: vec!["192.168.10.200".parse().unwrap()],
-        rs: vec![RsInfo {
-            addr: "192.168.10.11:8080".parse().unwrap(),
-            weight: 1,
-            forward: Forward::Fnat,
-            active_conns: 3,
-            inactive_conns: 0,
-            stats: None,
-        }],
-        stats: None,
-    }]
+    vec![dpvs_api::samples::service()]
 }
 
 #[test]

@@ -8,7 +8,8 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, bounded};
 use dpvs_api::{
     AddrInfo, ConnInfo, Counters, LaddrInfo, LinkInfo, MacAddr as ApiMac, NeighInfo, NeighKind,
-    Proto, Request, Response, RouteSpec, RsInfo, ServiceInfo, StatsInfo, WorkerStats,
+    Proto, Request, Response, RouteSpec, RsInfo, ServiceInfo, StatsInfo, WorkerCounters,
+    WorkerStats,
 };
 
 use crate::control::publish::Publisher;
@@ -317,13 +318,15 @@ impl Control {
                 WorkerStats {
                     id: w as u16,
                     lcore: self.dataplane.worker_lcore(w as u16),
-                    rx_pkts: c.rx_pkts.get(),
-                    tx_pkts: c.tx_pkts.get(),
-                    conns_active: c.conns_active.get(),
-                    conns_created: c.conns_created.get(),
-                    kernel_pkts: c.to_kernel.get(),
-                    ring_in: c.ring_in.get(),
-                    ring_out: c.ring_out.get(),
+                    counters: WorkerCounters {
+                        rx_pkts: c.rx_pkts.get(),
+                        tx_pkts: c.tx_pkts.get(),
+                        conns_active: c.conns_active.get(),
+                        conns_created: c.conns_created.get(),
+                        kernel_pkts: c.to_kernel.get(),
+                        ring_in: c.ring_in.get(),
+                        ring_out: c.ring_out.get(),
+                    },
                     busy_cycles: c.busy_cycles.get(),
                     busy_pkts: c.busy_pkts.get(),
                     drops: DropReason::ALL

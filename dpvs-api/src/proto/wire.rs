@@ -1,6 +1,6 @@
-//! The messages of the control protocol and their line encoding.
+//! How requests and responses travel: the versioned envelope, the size limits, the line
+//! encoding and decoding, and [`serve_line`], a server's whole work per line.
 //!
-//! # Wire format
 //! One JSON object per line (UTF-8, `\n`-terminated) in each direction; a connection may carry
 //! several request/response pairs, answered in order. Every message carries
 //! [`PROTOCOL_VERSION`] so that a mismatched `dpvs-ctl`/`dpvs` pair fails with a clear message
@@ -22,13 +22,9 @@
 //! Readers ignore unknown fields, so a newer daemon may add fields without a version bump;
 //! removing or retyping a field needs a new version.
 
-use std::collections::BTreeMap;
-use std::net::{IpAddr, SocketAddr};
-use std::ops::{Add, AddAssign};
-
 use serde::{Deserialize, Serialize};
 
-use crate::{Forward, MacAddr, Proto, Sched, ServiceKey};
+use super::{Request, Response};
 
 /// The version this build speaks; requests and responses with another version are refused.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -55,126 +51,6 @@ impl RequestEnvelope {
             request,
         }
     }
-}
-
-/// What the client asks the daemon to do.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "op", content = "args", rename_all = "snake_case")]
-pub enum Request {
-    /// Create a service; fails if it exists.
-    ServiceAdd(ServiceSpec),
-    /// Change the scheduler / default forwarding mode of an existing service.
-    ServiceEdit(ServiceSpec),
-    /// Remove a service with its real servers and local addresses.
-    ServiceDel {
-        service: ServiceKey,
-    },
-    /// List services; `stats` asks for traffic counters too.
-    ServiceList {
-        stats: bool,
-    },
-    /// Add a real server; `rs.forward: None` means the service's mode.
-    RsAdd {
-        service: ServiceKey,
-        rs: RsSpec,
-    },
-    /// Change a real server's weight (0 drains it); `rs.forward: None` leaves its mode as is.
-    RsEdit {
-        service: ServiceKey,
-        rs: RsSpec,
-    },
-    /// Remove a real server; its existing connections expire naturally.
-    RsDel {
-        service: ServiceKey,
-        addr: SocketAddr,
-    },
-    /// Add a FullNAT local address to a service; `port` is the DPDK port it leaves by
-    /// (`None`: chosen by route lookup).
-    LaddrAdd {
-        service: ServiceKey,
-        addr: IpAddr,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        port: Option<String>,
-    },
-    LaddrDel {
-        service: ServiceKey,
-        addr: IpAddr,
-    },
-    /// List local addresses, of one service or of all.
-    LaddrList {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        service: Option<ServiceKey>,
-    },
-    /// Add one of the daemon's own addresses (answered by ARP) on a DPDK port.
-    AddrAdd {
-        addr: IpAddr,
-        prefix_len: u8,
-        port: String,
-    },
-    AddrDel {
-        addr: IpAddr,
-    },
-    AddrList,
-    RouteAdd(RouteSpec),
-    RouteDel {
-        prefix: IpAddr,
-        prefix_len: u8,
-    },
-    RouteList,
-    /// Add a static neighbour entry.
-    NeighAdd {
-        addr: IpAddr,
-        mac: MacAddr,
-        port: String,
-    },
-    NeighDel {
-        addr: IpAddr,
-    },
-    NeighList,
-    /// Dump connections (of one service, at most `limit` of them).
-    ConnList {
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        service: Option<ServiceKey>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        limit: Option<u32>,
-    },
-    /// Per-worker counters.
-    Stats,
-    /// DPDK ports and how packets are steered on them.
-    LinkList,
-}
-
-/// A virtual service's definition.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceSpec {
-    pub key: ServiceKey,
-    pub sched: Sched,
-    /// Forwarding mode of real servers that do not override it.
-    pub forward: Forward,
-}
-
-/// A real server's definition.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RsSpec {
-    pub addr: SocketAddr,
-    /// 0..=65535; 0 drains (no new connections).
-    pub weight: u32,
-    /// Per-server override of the service's forwarding mode.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub forward: Option<Forward>,
-}
-
-/// A route: traffic to `prefix/prefix_len` leaves by `port`, to `via` if given (else the
-/// destination is on link), with source address `src` when the daemon originates packets.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RouteSpec {
-    pub prefix: IpAddr,
-    pub prefix_len: u8,
-    pub port: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub via: Option<IpAddr>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub src: Option<IpAddr>,
 }
 
 /// One response as sent on the wire: `{"version":1,"ok":...}` or `{"version":1,"error":"..."}`.
@@ -234,263 +110,6 @@ impl TryFrom<WireResponse> for ResponseEnvelope {
     }
 }
 
-/// The daemon's answer to a successful request.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", content = "data", rename_all = "snake_case")]
-pub enum Response {
-    /// The change was applied.
-    Done,
-    Services(Vec<ServiceInfo>),
-    Laddrs(Vec<LaddrInfo>),
-    Addrs(Vec<AddrInfo>),
-    Routes(Vec<RouteSpec>),
-    Neighs(Vec<NeighInfo>),
-    Conns(Vec<ConnInfo>),
-    Stats(StatsInfo),
-    Links(Vec<LinkInfo>),
-}
-
-/// A service as listed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceInfo {
-    pub key: ServiceKey,
-    pub sched: Sched,
-    pub forward: Forward,
-    #[serde(default)]
-    pub laddrs: Vec<IpAddr>,
-    #[serde(default)]
-    pub rs: Vec<RsInfo>,
-    /// Present when the list was asked with `stats: true`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stats: Option<Counters>,
-}
-
-/// A real server as listed.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RsInfo {
-    pub addr: SocketAddr,
-    pub weight: u32,
-    /// The effective forwarding mode (the override or the service's).
-    pub forward: Forward,
-    /// Connections in ESTABLISHED state (ipvsadm's ActiveConn).
-    pub active_conns: u64,
-    /// Connections in any other state (ipvsadm's InActConn).
-    pub inactive_conns: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stats: Option<Counters>,
-}
-
-/// Traffic counters of a service or real server, summed over workers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct Counters {
-    pub conns: u64,
-    pub in_pkts: u64,
-    pub out_pkts: u64,
-    pub in_bytes: u64,
-    pub out_bytes: u64,
-}
-
-impl Add for Counters {
-    type Output = Counters;
-    /// Wrapping, because counters are free-running and summing must never panic.
-    fn add(self, o: Counters) -> Counters {
-        Counters {
-            conns: self.conns.wrapping_add(o.conns),
-            in_pkts: self.in_pkts.wrapping_add(o.in_pkts),
-            out_pkts: self.out_pkts.wrapping_add(o.out_pkts),
-            in_bytes: self.in_bytes.wrapping_add(o.in_bytes),
-            out_bytes: self.out_bytes.wrapping_add(o.out_bytes),
-        }
-    }
-}
-
-impl AddAssign for Counters {
-    fn add_assign(&mut self, o: Counters) {
-        *self = *self + o;
-    }
-}
-
-/// A FullNAT local address of a service.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LaddrInfo {
-    pub service: ServiceKey,
-    pub addr: IpAddr,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub port: Option<String>,
-}
-
-/// One of the daemon's own addresses.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AddrInfo {
-    pub addr: IpAddr,
-    pub prefix_len: u8,
-    pub port: String,
-}
-
-/// How a neighbour entry came to be.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NeighKind {
-    /// Configured (config file or `neigh add`); never expires.
-    Static,
-    /// Learnt from ARP/ND traffic.
-    Learnt,
-}
-
-impl NeighKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            NeighKind::Static => "static",
-            NeighKind::Learnt => "learnt",
-        }
-    }
-}
-
-/// A neighbour (ARP/ND) entry.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NeighInfo {
-    pub addr: IpAddr,
-    pub mac: MacAddr,
-    pub port: String,
-    pub kind: NeighKind,
-}
-
-/// One connection, as seen by the worker that owns it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConnInfo {
-    pub proto: Proto,
-    pub client: SocketAddr,
-    pub vip: SocketAddr,
-    /// The FullNAT local endpoint; `None` in DR/TUN/NAT modes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub laddr: Option<SocketAddr>,
-    pub rs: SocketAddr,
-    /// Protocol state in LVS spelling, e.g. `ESTABLISHED`, `SYN_RECV`, `UDP`.
-    pub state: String,
-    pub expires_in_s: u32,
-    pub worker: u16,
-}
-
-/// Counters of one worker lcore.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct WorkerStats {
-    pub id: u16,
-    pub lcore: u32,
-    pub rx_pkts: u64,
-    pub tx_pkts: u64,
-    pub conns_active: u64,
-    pub conns_created: u64,
-    /// Packets handed to the kernel twin.
-    pub kernel_pkts: u64,
-    /// Packets received from other workers' steering rings.
-    pub ring_in: u64,
-    /// Packets handed to other workers because they own them.
-    pub ring_out: u64,
-    /// TSC cycles of loop iterations that carried packets, and the packets they carried
-    /// (`busy_cycles / busy_pkts` is the worker's cost per packet, as testpmd's
-    /// `--record-core-cycles`).
-    #[serde(default)]
-    pub busy_cycles: u64,
-    #[serde(default)]
-    pub busy_pkts: u64,
-    /// Dropped packets by reason (the engine's drop reason names).
-    #[serde(default)]
-    pub drops: BTreeMap<String, u64>,
-}
-
-/// Sums over all workers.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct StatsTotals {
-    pub rx_pkts: u64,
-    pub tx_pkts: u64,
-    pub conns_active: u64,
-    pub conns_created: u64,
-    pub kernel_pkts: u64,
-    pub ring_in: u64,
-    pub ring_out: u64,
-    pub drops: u64,
-}
-
-/// The answer to [`Request::Stats`].
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct StatsInfo {
-    pub workers: Vec<WorkerStats>,
-    pub total: StatsTotals,
-    /// Drops by reason, summed over workers.
-    pub drops_total: BTreeMap<String, u64>,
-    /// Mbufs of the packet pool currently allocated (in queues, rings, buffers, in flight).
-    #[serde(default)]
-    pub mbuf_in_use: u64,
-    /// Size of the packet pool.
-    #[serde(default)]
-    pub mbuf_capacity: u64,
-}
-
-impl StatsInfo {
-    /// Builds the answer from per-worker counters, computing the totals so that the daemon
-    /// and every client agree on them.
-    pub fn from_workers(workers: Vec<WorkerStats>) -> Self {
-        let mut total = StatsTotals::default();
-        let mut drops_total = BTreeMap::new();
-        for w in &workers {
-            total.rx_pkts = total.rx_pkts.wrapping_add(w.rx_pkts);
-            total.tx_pkts = total.tx_pkts.wrapping_add(w.tx_pkts);
-            total.conns_active = total.conns_active.wrapping_add(w.conns_active);
-            total.conns_created = total.conns_created.wrapping_add(w.conns_created);
-            total.kernel_pkts = total.kernel_pkts.wrapping_add(w.kernel_pkts);
-            total.ring_in = total.ring_in.wrapping_add(w.ring_in);
-            total.ring_out = total.ring_out.wrapping_add(w.ring_out);
-            for (reason, n) in &w.drops {
-                let sum: &mut u64 = drops_total.entry(reason.clone()).or_default();
-                *sum = sum.wrapping_add(*n);
-                total.drops = total.drops.wrapping_add(*n);
-            }
-        }
-        StatsInfo {
-            workers,
-            total,
-            drops_total,
-            mbuf_in_use: 0,
-            mbuf_capacity: 0,
-        }
-    }
-}
-
-/// A DPDK port.
-#[derive(Clone, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct LinkInfo {
-    /// The configured name, e.g. `dpdk0`.
-    pub name: String,
-    /// The EAL device string (vdev arguments or PCI address).
-    pub device: String,
-    pub port_id: u16,
-    pub mac: MacAddr,
-    pub driver: String,
-    pub link_up: bool,
-    /// 0 when the driver does not say.
-    #[serde(default)]
-    pub speed_mbps: u32,
-    pub rx_queues: u16,
-    pub tx_queues: u16,
-    /// How packets reach their owning worker, e.g. `rss` or `software (spsc rings)`.
-    pub steering: String,
-    /// The kernel twin (TAP) device, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub kni: Option<String>,
-    pub rx_pkts: u64,
-    pub tx_pkts: u64,
-    #[serde(default)]
-    pub rx_bytes: u64,
-    #[serde(default)]
-    pub tx_bytes: u64,
-    pub rx_missed: u64,
-    #[serde(default)]
-    pub rx_errors: u64,
-    #[serde(default)]
-    pub tx_errors: u64,
-    pub rx_nombuf: u64,
-}
-
 /// Serializes a request as one line (no trailing newline).
 pub fn encode_request(req: &RequestEnvelope) -> String {
     // Serializing these plain data types cannot fail (no maps with non-string keys).
@@ -502,26 +121,31 @@ pub fn encode_response(resp: &ResponseEnvelope) -> String {
     serde_json::to_string(resp).unwrap_or_default()
 }
 
-/// Parses one request line. The error is one line, meant to be sent back to the client as
-/// `{"error": ...}`. The version is checked before the body so that a newer client sending an
-/// op this daemon does not know is told about the version, not about the op.
-pub fn decode_request(line: &str) -> Result<RequestEnvelope, String> {
-    let value = parse_versioned(line, "request", "the daemon")?;
+/// Parses one request line, given as text or as the bytes read (`&str`, `&[u8]`, ...). The
+/// error is one line, meant to be sent back to the client as `{"error": ...}`. The version is
+/// checked before the body so that a newer client sending an op this daemon does not know is
+/// told about the version, not about the op.
+///
+/// A pure function of its input that answers every input, valid UTF-8 or not, with a request
+/// or an error and never panics (nesting is bounded by serde_json's recursion limit): this is
+/// the fuzz target of the control protocol.
+pub fn decode_request(line: impl AsRef<[u8]>) -> Result<RequestEnvelope, String> {
+    let value = parse_versioned(line.as_ref(), "request", "the daemon")?;
     serde_json::from_value(value)
         .map_err(|e| format!("invalid request: {}", one_line(&e.to_string())))
 }
 
 /// Parses one response line, checking the version first (see [`decode_request`]).
-pub fn decode_response(line: &str) -> Result<ResponseEnvelope, String> {
-    let value = parse_versioned(line, "response", "this client")?;
+pub fn decode_response(line: impl AsRef<[u8]>) -> Result<ResponseEnvelope, String> {
+    let value = parse_versioned(line.as_ref(), "response", "this client")?;
     serde_json::from_value(value)
         .map_err(|e| format!("invalid response: {}", one_line(&e.to_string())))
 }
 
 /// Parses JSON and checks its `version` field; `what` names the message and `me` the reader in
 /// errors.
-fn parse_versioned(line: &str, what: &str, me: &str) -> Result<serde_json::Value, String> {
-    let value: serde_json::Value = serde_json::from_str(line.trim_end())
+fn parse_versioned(line: &[u8], what: &str, me: &str) -> Result<serde_json::Value, String> {
+    let value: serde_json::Value = serde_json::from_slice(line.trim_ascii_end())
         .map_err(|e| format!("malformed {what}: {}", one_line(&e.to_string())))?;
     let version = value
         .get("version")
@@ -545,12 +169,13 @@ pub fn serve_line(line: &str, handle: impl FnOnce(Request) -> Result<Response, S
     encode_response(&ResponseEnvelope::new(result))
 }
 
-/// Collapses line breaks, since the protocol and the CLI promise one-line errors.
+/// Collapses line breaks (`\n`, `\r` or both), since the protocol and the CLI promise one-line
+/// errors.
 pub fn one_line(s: &str) -> String {
     if !s.contains(['\n', '\r']) {
         return s.to_string();
     }
-    s.lines()
+    s.split(['\n', '\r'])
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
@@ -559,7 +184,11 @@ pub fn one_line(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
+    use crate::proto::*;
+    use crate::{Forward, MacAddr, Sched, ServiceKey};
 
     fn svc() -> ServiceKey {
         "tcp:10.0.0.100:80".parse().unwrap()
@@ -695,27 +324,20 @@ mod tests {
         let mut w = WorkerStats {
             id: 0,
             lcore: 1,
-            rx_pkts: 10,
+            counters: WorkerCounters {
+                rx_pkts: 10,
+                ..Default::default()
+            },
             ..Default::default()
         };
         w.drops.insert("no_route".into(), 2);
+        let mut service = crate::samples::service();
+        service.sched = Sched::Wrr;
+        service.stats = Some(counters);
+        service.rs[0].stats = Some(counters);
         vec![
             Response::Done,
-            Response::Services(vec![ServiceInfo {
-                key: svc(),
-                sched: Sched::Wrr,
-                forward: Forward::Fnat,
-                laddrs: vec!["192.168.10.200".parse().unwrap()],
-                rs: vec![RsInfo {
-                    addr: "192.168.10.11:8080".parse().unwrap(),
-                    weight: 1,
-                    forward: Forward::Fnat,
-                    active_conns: 3,
-                    inactive_conns: 0,
-                    stats: Some(counters),
-                }],
-                stats: Some(counters),
-            }]),
+            Response::Services(vec![service]),
             Response::Laddrs(vec![LaddrInfo {
                 service: svc(),
                 addr: "192.168.10.200".parse().unwrap(),
@@ -733,16 +355,7 @@ mod tests {
                 port: "dpdk1".into(),
                 kind: NeighKind::Learnt,
             }]),
-            Response::Conns(vec![ConnInfo {
-                proto: Proto::Tcp,
-                client: "10.0.0.2:40000".parse().unwrap(),
-                vip: "10.0.0.100:80".parse().unwrap(),
-                laddr: Some("192.168.10.200:1028".parse().unwrap()),
-                rs: "192.168.10.11:8080".parse().unwrap(),
-                state: "ESTABLISHED".into(),
-                expires_in_s: 899,
-                worker: 1,
-            }]),
+            Response::Conns(vec![crate::samples::conn()]),
             Response::Stats(StatsInfo::from_workers(vec![w])),
             Response::Links(vec![LinkInfo {
                 name: "dpdk0".into(),
@@ -765,6 +378,30 @@ mod tests {
         assert_eq!(decode_response(&line).unwrap(), err);
     }
 
+    /// The exact lines every sample response is sent as: field names, order and tagging are
+    /// what scripts and older clients read, so any change shows here.
+    #[test]
+    fn response_lines_are_pinned() {
+        let want = [
+            r#"{"version":1,"ok":{"type":"done"}}"#,
+            r#"{"version":1,"ok":{"type":"services","data":[{"key":"tcp:10.0.0.100:80","sched":"wrr","forward":"fnat","laddrs":["192.168.10.200"],"rs":[{"addr":"192.168.10.11:8080","weight":1,"forward":"fnat","active_conns":3,"inactive_conns":0,"stats":{"conns":1,"in_pkts":2,"out_pkts":3,"in_bytes":4,"out_bytes":5}}],"stats":{"conns":1,"in_pkts":2,"out_pkts":3,"in_bytes":4,"out_bytes":5}}]}}"#,
+            r#"{"version":1,"ok":{"type":"laddrs","data":[{"service":"tcp:10.0.0.100:80","addr":"192.168.10.200"}]}}"#,
+            r#"{"version":1,"ok":{"type":"addrs","data":[{"addr":"10.0.0.1","prefix_len":24,"port":"dpdk0"}]}}"#,
+            r#"{"version":1,"ok":{"type":"routes","data":[]}}"#,
+            r#"{"version":1,"ok":{"type":"neighs","data":[{"addr":"192.168.10.11","mac":"02:00:00:00:00:11","port":"dpdk1","kind":"learnt"}]}}"#,
+            r#"{"version":1,"ok":{"type":"conns","data":[{"proto":"tcp","client":"10.0.0.2:40000","vip":"10.0.0.100:80","laddr":"192.168.10.200:1028","rs":"192.168.10.11:8080","state":"ESTABLISHED","expires_in_s":899,"worker":1}]}}"#,
+            r#"{"version":1,"ok":{"type":"stats","data":{"workers":[{"id":0,"lcore":1,"rx_pkts":10,"tx_pkts":0,"conns_active":0,"conns_created":0,"kernel_pkts":0,"ring_in":0,"ring_out":0,"busy_cycles":0,"busy_pkts":0,"drops":{"no_route":2}}],"total":{"rx_pkts":10,"tx_pkts":0,"conns_active":0,"conns_created":0,"kernel_pkts":0,"ring_in":0,"ring_out":0,"drops":2},"drops_total":{"no_route":2},"mbuf_in_use":0,"mbuf_capacity":0}}}"#,
+            r#"{"version":1,"ok":{"type":"links","data":[{"name":"dpdk0","device":"","port_id":0,"mac":"00:00:00:00:00:00","driver":"","link_up":false,"speed_mbps":0,"rx_queues":0,"tx_queues":0,"steering":"","rx_pkts":0,"tx_pkts":0,"rx_bytes":0,"tx_bytes":0,"rx_missed":0,"rx_errors":0,"tx_errors":0,"rx_nombuf":0}]}}"#,
+        ];
+        let got: Vec<String> = sample_responses()
+            .into_iter()
+            .map(|r| encode_response(&ResponseEnvelope::new(Ok(r))))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    /// Every stats counter under its own key, with a value of its own (a swapped pair of
+    /// fields would show).
     #[test]
     fn response_wire_shape() {
         let addrs = Response::Addrs(vec![AddrInfo {
@@ -826,6 +463,78 @@ mod tests {
         assert!(e.contains("exactly one of"), "{e}");
     }
 
+    /// The decoder answers every input with a request or a one-line error and never panics:
+    /// every prefix of every request line, each of their bytes replaced by bytes that matter
+    /// to JSON or UTF-8, and inputs made to hurt (deep nesting, invalid UTF-8, numbers out of
+    /// range, lone surrogates, line breaks inside names).
+    #[test]
+    fn decoder_answers_any_bytes() {
+        let check = |bytes: &[u8]| {
+            if let Err(e) = decode_request(bytes) {
+                let input = String::from_utf8_lossy(bytes);
+                assert!(!e.contains(['\n', '\r']), "{input:?} gave {e:?}");
+            }
+        };
+        let replacements = [
+            0x00, b' ', b'"', b'\\', b'{', b'}', b'[', b']', b':', b',', b'0', b'\n', b'\r', 0x80,
+            0xc3, 0xff,
+        ];
+        for req in all_requests() {
+            let line = encode_request(&RequestEnvelope::new(req)).into_bytes();
+            for end in 0..line.len() {
+                check(&line[..end]);
+            }
+            for i in 0..line.len() {
+                for b in replacements {
+                    let mut mutated = line.clone();
+                    mutated[i] = b;
+                    check(&mutated);
+                }
+            }
+        }
+        let nested = |open: &str| format!(r#"{{"version":1,"request":{}"#, open.repeat(100_000));
+        for input in [
+            nested("["),
+            nested(r#"{"op":"#),
+            "[".repeat(1 << 20),
+            r#"{"version":18446744073709551616,"request":{"op":"stats"}}"#.into(),
+            r#"{"version":1e999,"request":{"op":"stats"}}"#.into(),
+            r#"{"version":-1,"request":{"op":"stats"}}"#.into(),
+            r#"{"version":1,"request":{"op":"rs_del","args":{"service":"tcp:1.2.3.4:80","addr":"1.2.3.4:65536"}}}"#.into(),
+            r#"{"version":1,"request":{"op":"neigh_add","args":{"addr":"10.0.0.1","mac":"\ud800","port":"p"}}}"#.into(),
+            r#"{"version":1,"request":{"op":"a\r\nb\rc"}}"#.into(),
+            r#"{"version":1,"request":{"op":"addr_add","args":{"addr":"10.0.0.1","prefix_len":256,"port":"\u0000"}}}"#.into(),
+        ] {
+            check(input.as_bytes());
+        }
+        for bytes in [
+            &b"\xff\xfe"[..],
+            b"\xc3(",
+            b"{\"version\":1,\"request\":{\"op\":\"\xff\"}}",
+        ] {
+            check(bytes);
+        }
+    }
+
+    /// Found by the test above: serde quotes an unknown op as sent, and a lone `\r` in it
+    /// (`"op":"a\rb"`) went through `str::lines`, which breaks only at `\n`.
+    #[test]
+    fn a_lone_carriage_return_is_a_line_break() {
+        assert_eq!(one_line("a\rb\r\nc\n"), "a; b; c");
+        let e = decode_request(r#"{"version":1,"request":{"op":"a\rb"}}"#).unwrap_err();
+        assert!(
+            e.starts_with("invalid request: unknown variant `a; b`"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
+    fn bytes_and_text_decode_alike() {
+        let line = encode_request(&RequestEnvelope::new(Request::Stats));
+        assert_eq!(decode_request(line.as_bytes()), decode_request(&line));
+        assert_eq!(decode_request(format!("{line}\r\n")), decode_request(line));
+    }
+
     #[test]
     fn serve_line_wraps_handler_and_decode_errors() {
         let ok = serve_line(r#"{"version":1,"request":{"op":"addr_list"}}"#, |req| {
@@ -848,45 +557,5 @@ mod tests {
     fn unknown_fields_are_ignored_for_forward_compatibility() {
         let line = r#"{"version":1,"ok":{"type":"addrs","data":[{"addr":"10.0.0.1","prefix_len":24,"port":"dpdk0","scope":"global"}]},"trace":"x"}"#;
         assert!(decode_response(line).unwrap().result.is_ok());
-    }
-
-    #[test]
-    fn stats_totals_are_sums() {
-        let mut a = WorkerStats {
-            id: 0,
-            rx_pkts: 5,
-            tx_pkts: 1,
-            ..Default::default()
-        };
-        a.drops.insert("bad_csum".into(), 1);
-        a.drops.insert("no_route".into(), 2);
-        let mut b = WorkerStats {
-            id: 1,
-            rx_pkts: 7,
-            conns_active: 3,
-            ..Default::default()
-        };
-        b.drops.insert("no_route".into(), 4);
-        let s = StatsInfo::from_workers(vec![a, b]);
-        assert_eq!(s.total.rx_pkts, 12);
-        assert_eq!(s.total.conns_active, 3);
-        assert_eq!(s.total.drops, 7);
-        assert_eq!(s.drops_total["no_route"], 6);
-        assert_eq!(s.drops_total["bad_csum"], 1);
-    }
-
-    #[test]
-    fn counters_add() {
-        let a = Counters {
-            conns: 1,
-            in_pkts: 2,
-            out_pkts: 3,
-            in_bytes: 4,
-            out_bytes: u64::MAX,
-        };
-        let mut b = a;
-        b += a;
-        assert_eq!(b.conns, 2);
-        assert_eq!(b.out_bytes, u64::MAX - 1);
     }
 }

@@ -1,0 +1,127 @@
+//! What a client may ask the daemon, and the definitions it sends.
+
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Forward, MacAddr, Sched, ServiceKey};
+
+/// What the client asks the daemon to do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", content = "args", rename_all = "snake_case")]
+pub enum Request {
+    /// Create a service; fails if it exists.
+    ServiceAdd(ServiceSpec),
+    /// Change the scheduler / default forwarding mode of an existing service.
+    ServiceEdit(ServiceSpec),
+    /// Remove a service with its real servers and local addresses.
+    ServiceDel {
+        service: ServiceKey,
+    },
+    /// List services; `stats` asks for traffic counters too.
+    ServiceList {
+        stats: bool,
+    },
+    /// Add a real server; `rs.forward: None` means the service's mode.
+    RsAdd {
+        service: ServiceKey,
+        rs: RsSpec,
+    },
+    /// Change a real server's weight (0 drains it); `rs.forward: None` leaves its mode as is.
+    RsEdit {
+        service: ServiceKey,
+        rs: RsSpec,
+    },
+    /// Remove a real server; its existing connections expire naturally.
+    RsDel {
+        service: ServiceKey,
+        addr: SocketAddr,
+    },
+    /// Add a FullNAT local address to a service; `port` is the DPDK port it leaves by
+    /// (`None`: chosen by route lookup).
+    LaddrAdd {
+        service: ServiceKey,
+        addr: IpAddr,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port: Option<String>,
+    },
+    LaddrDel {
+        service: ServiceKey,
+        addr: IpAddr,
+    },
+    /// List local addresses, of one service or of all.
+    LaddrList {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<ServiceKey>,
+    },
+    /// Add one of the daemon's own addresses (answered by ARP) on a DPDK port.
+    AddrAdd {
+        addr: IpAddr,
+        prefix_len: u8,
+        port: String,
+    },
+    AddrDel {
+        addr: IpAddr,
+    },
+    AddrList,
+    RouteAdd(RouteSpec),
+    RouteDel {
+        prefix: IpAddr,
+        prefix_len: u8,
+    },
+    RouteList,
+    /// Add a static neighbour entry.
+    NeighAdd {
+        addr: IpAddr,
+        mac: MacAddr,
+        port: String,
+    },
+    NeighDel {
+        addr: IpAddr,
+    },
+    NeighList,
+    /// Dump connections (of one service, at most `limit` of them).
+    ConnList {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<ServiceKey>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Per-worker counters.
+    Stats,
+    /// DPDK ports and how packets are steered on them.
+    LinkList,
+}
+
+/// A virtual service's definition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceSpec {
+    pub key: ServiceKey,
+    pub sched: Sched,
+    /// Forwarding mode of real servers that do not override it.
+    pub forward: Forward,
+}
+
+/// A real server's definition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RsSpec {
+    pub addr: SocketAddr,
+    /// 0..=65535; 0 drains (no new connections).
+    pub weight: u32,
+    /// Per-server override of the service's forwarding mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forward: Option<Forward>,
+}
+
+/// A route: traffic to `prefix/prefix_len` leaves by `port`, to `via` if given (else the
+/// destination is on link), with source address `src` when the daemon originates packets.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteSpec {
+    pub prefix: IpAddr,
+    pub prefix_len: u8,
+    pub port: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<IpAddr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src: Option<IpAddr>,
+}
