@@ -115,6 +115,18 @@ echo " local address 192.168.10.200, not the client's 10.0.0.2)"
 step "UDP: 4 requests to 10.0.0.100:53, each from its own source port"
 in_client "$py" scripts/lbclient.py udp 10.0.0.100:53 4 -v >/dev/null || fails=$((fails + 1))
 
+step "The kernel bridge: the kernel's own address 10.0.0.3 on dpdk0's twin dpdk0.kni"
+# Frames the data plane does not handle (here ARP and ICMP for 10.0.0.3) go to the kernel of
+# the balancer's namespace through the twin, and its answers go out through the DPDK port.
+timeout 10 "${ctl[@]}" --ipc "$sock" kni addr add 10.0.0.3/24 --port dpdk0
+if in_client ping -c 3 -i 0.3 -W 2 10.0.0.3 | sed 's/^/  /'; then
+    echo "(the client reached the balancer's kernel through the DPDK port)"
+else
+    echo "  no answer from 10.0.0.3 through the kernel twin"
+    fails=$((fails + 1))
+fi
+timeout 10 "${ctl[@]}" --ipc "$sock" kni list || true
+
 step "dpvs-ctl service list --stats"
 timeout 10 "${ctl[@]}" --ipc "$sock" service list --stats || true
 

@@ -17,6 +17,12 @@
 # from a shell: flock /run/dpvs-test-nm.lock -c '...'). nmcli talks to the lab's NetworkManager.
 # The lab never touches /etc: DNS, resolv.conf and the hostname are left alone (dns=none,
 # rc-manager=unmanaged, hostname-mode=none). Logs: DIR/nm.log, DIR/udevd.log.
+#
+# Environment (both optional):
+#   NM_LAB_CONF_DIR   the --config-dir NetworkManager reads (default DIR/conf.d); the daemon's
+#                     end-to-end test points it at /etc/NetworkManager/conf.d, where dpvs writes
+#                     its unmanaged keyfile
+#   NM_LAB_UNMANAGED  devices to leave alone besides, as keyfile specs ("interface-name:x;...")
 set -Eeuo pipefail
 
 cmd=${1:-}; ns=${2:-}; dir=${3:-}
@@ -85,6 +91,7 @@ hostname-mode=none
 systemd-resolved=false
 [keyfile]
 path=$dir/connections
+${NM_LAB_UNMANAGED:+unmanaged-devices=$NM_LAB_UNMANAGED}
 [logging]
 level=INFO
 CONF
@@ -108,7 +115,7 @@ PROFILE
 start_nm() {
     [ -d /run/NetworkManager ] || { mkdir -p /run/NetworkManager; touch "$dir/run-nm.created"; }
     setsid ip netns exec "$ns" NetworkManager --debug \
-        --config="$dir/NetworkManager.conf" --config-dir="$dir/conf.d" \
+        --config="$dir/NetworkManager.conf" --config-dir="${NM_LAB_CONF_DIR:-$dir/conf.d}" \
         --system-config-dir="$dir/sysconf.d" --intern-config="$dir/state/intern.conf" \
         --state-file="$dir/state/NetworkManager.state" --pid-file="$dir/state/nm.pid" \
         >"$dir/nm.log" 2>&1 &

@@ -82,6 +82,11 @@ pub(crate) enum Object {
         #[command(subcommand)]
         verb: LinkVerb,
     },
+    /// The kernel bridge: the ports' kernel twins (<port>.kni), their addresses and routes.
+    Kni {
+        #[command(subcommand)]
+        verb: KniVerb,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -269,6 +274,105 @@ pub(crate) enum ConnVerb {
 }
 
 #[derive(Debug, Subcommand)]
+pub(crate) enum KniVerb {
+    /// Addresses of a port's kernel twin.
+    Addr {
+        #[command(subcommand)]
+        verb: KniAddrVerb,
+    },
+    /// Routes through a port's kernel twin.
+    Route {
+        #[command(subcommand)]
+        verb: KniRouteVerb,
+    },
+    /// The twins: backend, link, desired and actual addresses and routes, traffic, guard.
+    #[command(visible_alias = "ls")]
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KniAddrVerb {
+    /// Add an address (ADDR/LEN) to the twin of a port; the guard keeps it there.
+    Add {
+        #[arg(value_name = "ADDR/LEN")]
+        addr: Prefix,
+        /// DPDK port name (e.g. dpdk0): the twin is <port>.kni.
+        #[arg(long)]
+        port: String,
+    },
+    /// Remove an address from the twin of a port.
+    #[command(visible_alias = "delete")]
+    Del {
+        #[arg(value_name = "ADDR/LEN")]
+        addr: Prefix,
+        #[arg(long)]
+        port: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum KniRouteVerb {
+    /// Add a route to PREFIX/LEN through the twin of a port; the guard keeps it there.
+    Add {
+        #[arg(value_name = "PREFIX/LEN")]
+        prefix: NetPrefix,
+        #[arg(long)]
+        port: String,
+        /// Gateway (default: the destination is on link).
+        #[arg(long)]
+        via: Option<IpAddr>,
+    },
+    /// Remove a route through the twin of a port.
+    #[command(visible_alias = "delete")]
+    Del {
+        #[arg(value_name = "PREFIX/LEN")]
+        prefix: NetPrefix,
+        #[arg(long)]
+        port: String,
+        #[arg(long)]
+        via: Option<IpAddr>,
+    },
+}
+
+impl KniVerb {
+    fn request(&self) -> Request {
+        match self {
+            KniVerb::Addr {
+                verb: KniAddrVerb::Add { addr, port },
+            } => Request::KniAddrAdd {
+                port: port.clone(),
+                addr: addr.addr,
+                prefix_len: addr.len,
+            },
+            KniVerb::Addr {
+                verb: KniAddrVerb::Del { addr, port },
+            } => Request::KniAddrDel {
+                port: port.clone(),
+                addr: addr.addr,
+                prefix_len: addr.len,
+            },
+            KniVerb::Route {
+                verb: KniRouteVerb::Add { prefix, port, via },
+            } => Request::KniRouteAdd {
+                port: port.clone(),
+                prefix: prefix.0.addr,
+                prefix_len: prefix.0.len,
+                via: *via,
+            },
+            KniVerb::Route {
+                verb: KniRouteVerb::Del { prefix, port, via },
+            } => Request::KniRouteDel {
+                port: port.clone(),
+                prefix: prefix.0.addr,
+                prefix_len: prefix.0.len,
+                via: *via,
+            },
+            KniVerb::List => Request::KniList,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
 pub(crate) enum LinkVerb {
     /// List DPDK ports with their queues, steering and counters.
     #[command(visible_alias = "ls")]
@@ -349,6 +453,7 @@ impl Object {
             Object::Link {
                 verb: LinkVerb::List,
             } => Action::Call(Request::LinkList),
+            Object::Kni { verb } => Action::Call(verb.request()),
         }
     }
 }
@@ -774,6 +879,33 @@ mod tests {
         );
         assert_eq!(request(&["stats"]), Request::Stats);
         assert_eq!(request(&["link", "list"]), Request::LinkList);
+        assert_eq!(request(&["kni", "list"]), Request::KniList);
+        assert_eq!(
+            request(&["kni", "addr", "add", "10.0.0.5/24", "--port", "dpdk0"]),
+            Request::KniAddrAdd {
+                port: "dpdk0".into(),
+                addr: "10.0.0.5".parse().unwrap(),
+                prefix_len: 24,
+            }
+        );
+        assert_eq!(
+            request(&[
+                "kni",
+                "route",
+                "del",
+                "10.9.0.0/16",
+                "--port",
+                "dpdk0",
+                "--via",
+                "10.0.0.254"
+            ]),
+            Request::KniRouteDel {
+                port: "dpdk0".into(),
+                prefix: "10.9.0.0".parse().unwrap(),
+                prefix_len: 16,
+                via: Some("10.0.0.254".parse().unwrap()),
+            }
+        );
     }
 
     #[test]

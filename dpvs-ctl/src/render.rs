@@ -3,7 +3,7 @@
 
 use dpvs_api::{
     AddrInfo, ConnInfo, Counters, LaddrInfo, LinkInfo, NeighInfo, Response, RouteSpec, ServiceInfo,
-    StatsInfo, StatsTotals, WorkerCounters,
+    StatsInfo, StatsTotals, TwinInfo, WorkerCounters,
 };
 use serde::Serialize;
 
@@ -43,6 +43,7 @@ fn json(resp: &Response) -> String {
         Response::Conns(v) => pretty(v),
         Response::Stats(v) => pretty(v),
         Response::Links(v) => pretty(v),
+        Response::Twins(v) => pretty(v),
     }
 }
 
@@ -58,6 +59,7 @@ fn table_for(resp: &Response, style: Style) -> String {
         Response::Conns(v) => conns(v),
         Response::Stats(v) => stats(v),
         Response::Links(v) => links(v),
+        Response::Twins(v) => twins(v),
     }
 }
 
@@ -344,6 +346,84 @@ pub(crate) fn stats(s: &StatsInfo) -> String {
             .collect();
         out.push('\n');
         out.push_str(&table(&[("DROP REASON", Left), ("PACKETS", Right)], &drops));
+    }
+    if !s.kni.is_empty() {
+        out.push('\n');
+        out.push_str(&twin_counters(&s.kni));
+    }
+    out
+}
+
+/// The kernel twins' traffic: one row each.
+fn twin_counters(list: &[TwinInfo]) -> String {
+    let cols = [
+        ("KERNEL TWIN", Left),
+        ("TO_KERNEL", Right),
+        ("FROM_KERNEL", Right),
+        ("DROPS", Right),
+        ("RESTORES", Right),
+        ("FIGHTS", Right),
+    ];
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|t| {
+            let drops: u64 = t.drops.values().sum();
+            vec![
+                t.ifname.clone(),
+                t.to_kernel_pkts.to_string(),
+                t.from_kernel_pkts.to_string(),
+                drops.to_string(),
+                t.restores.to_string(),
+                t.fights.to_string(),
+            ]
+        })
+        .collect();
+    table(&cols, &rows)
+}
+
+/// `kni list`: per twin, its backend and link, what it should carry and what it carries, and
+/// its traffic.
+pub(crate) fn twins(list: &[TwinInfo]) -> String {
+    let mut out = String::new();
+    for t in list {
+        let join = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let ago = t.last_restore_ms_ago.map_or_else(
+            || "never".to_string(),
+            |ms| format!("{:.1} s ago", ms as f64 / 1000.0),
+        );
+        out.push_str(&format!(
+            "{} (port {}, {}), link {}\n  addresses: {} (kernel has: {})\n  routes:    {} (kernel has: {})\n",
+            t.ifname,
+            t.port,
+            t.backend,
+            if t.link_up { "up" } else { "down" },
+            join(&t.desired_addrs),
+            join(&t.actual_addrs),
+            join(&t.desired_routes),
+            join(&t.actual_routes),
+        ));
+        if !t.foreign_addrs.is_empty() {
+            out.push_str(&format!("  added by others: {}\n", join(&t.foreign_addrs)));
+        }
+        let drops: Vec<String> = t.drops.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        out.push_str(&format!(
+            "  to kernel {} pkts {} bytes, from kernel {} pkts {} bytes, drops: {}\n  guard: {} restores (last {}), {} fights{}\n",
+            t.to_kernel_pkts,
+            t.to_kernel_bytes,
+            t.from_kernel_pkts,
+            t.from_kernel_bytes,
+            drops.join(", "),
+            t.restores,
+            ago,
+            t.fights,
+            t.last_error.as_ref().map_or_else(String::new, |e| format!(", last error: {e}")),
+        ));
     }
     out
 }

@@ -1382,3 +1382,71 @@ fn errors_are_one_line_and_name_the_object() {
     let list = services(&mut c, false);
     assert_eq!((list.len(), list[0].rs.len()), (1, 2));
 }
+
+/// `kni addr|route add|del`: checked against the data plane's addresses and the ports' twins,
+/// one line each; without a running bridge the change is refused and leaves no trace.
+#[test]
+fn kernel_side_changes_are_checked_and_kept_apart_from_the_data_plane() {
+    let mut state = base_state(Timeouts::default());
+    state.ports[0].kni = true;
+    let mut c = control_from(state);
+    with_tcp_service(&mut c);
+    let add = |addr: &str, len: u8, port: &str| Request::KniAddrAdd {
+        port: port.into(),
+        addr: addr.parse().unwrap(),
+        prefix_len: len,
+    };
+    refused(
+        &mut c,
+        add("10.0.0.100", 32, "dpdk0"),
+        &[
+            "kernel-side address 10.0.0.100/32",
+            "the VIP of tcp:10.0.0.100:80",
+        ],
+    );
+    refused(
+        &mut c,
+        add("10.0.0.1", 24, "dpdk0"),
+        &["10.0.0.1", "the balancer's address 10.0.0.1/24 on dpdk0"],
+    );
+    refused(
+        &mut c,
+        add("192.168.10.5", 24, "dpdk1"),
+        &["\"dpdk1\" has no kernel twin"],
+    );
+    // A valid change, but no bridge runs here: refused, and the state keeps nothing of it.
+    refused(
+        &mut c,
+        add("10.0.0.5", 24, "dpdk0"),
+        &["kernel bridge is not running"],
+    );
+    assert!(c.state.kni_addrs.is_empty());
+    let route = Request::KniRouteAdd {
+        port: "dpdk0".into(),
+        prefix: "10.9.0.0".parse().unwrap(),
+        prefix_len: 16,
+        via: Some("10.0.0.254".parse().unwrap()),
+    };
+    refused(&mut c, route, &["kernel bridge is not running"]);
+    assert!(c.state.kni_routes.is_empty());
+
+    // The reverse: a kernel-side address (taken from the config) cannot become the data
+    // plane's.
+    c.state
+        .kni_addr_add("dpdk0", "10.0.0.5".parse().unwrap(), 24)
+        .unwrap();
+    let addr = Request::AddrAdd {
+        addr: "10.0.0.5".parse().unwrap(),
+        prefix_len: 32,
+        port: "dpdk0".into(),
+    };
+    refused(
+        &mut c,
+        addr,
+        &["10.0.0.5", "kernel-side address 10.0.0.5/24 of dpdk0.kni"],
+    );
+    match ok(&mut c, Request::KniList) {
+        Response::Twins(v) => assert!(v.is_empty(), "no twin was made here: {v:?}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -93,6 +93,10 @@ impl Frame for Counted {
 /// The worker's TX buffers and mempool.
 pub struct Out<F> {
     pub sent: Vec<(u16, F)>,
+    /// Frames handed to a port's kernel twin (by port).
+    pub kernel: Vec<(u16, F)>,
+    /// Refuse frames for the kernel, as a full ring to the bridge does.
+    pub kernel_full: bool,
     pub live: Arc<AtomicUsize>,
 }
 
@@ -102,6 +106,13 @@ impl<F: MakeFrame> Output<F> for Out<F> {
     }
     fn alloc(&mut self) -> Option<F> {
         Some(F::make(&self.live, &[]))
+    }
+    fn to_kernel(&mut self, port: u16, f: F) -> Result<(), F> {
+        if self.kernel_full {
+            return Err(f);
+        }
+        self.kernel.push((port, f));
+        Ok(())
     }
 }
 
@@ -147,6 +158,8 @@ impl<F: MakeFrame> Rig<F> {
             commands_rx,
             out: Out {
                 sent: Vec::new(),
+                kernel: Vec::new(),
+                kernel_full: false,
                 live: Arc::clone(&live),
             },
             now: 1_000,

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """fragments_tap: IPv4 fragments reach the daemon over a net_tap port and are dropped and
-counted as `ip_fragment`.
+counted as `ip_fragment`; the kernel's frames while that port's link is down are counted and
+freed (a net_tap port reports its link, which af_packet does not).
 
 The other tests use net_af_packet, whose kernel packet-fanout group has
 PACKET_FANOUT_FLAG_DEFRAG: the kernel reassembles fragments (and holds a lone one) before the
@@ -17,7 +18,10 @@ socket on the TAP sends to the DPDK port's MAC:
     ip_fragment does not move;
   - 20 first fragments (MF, offset 0) and 20 last fragments (offset 185, MF clear) of UDP
     datagrams to VIP:53: ip_fragment grows by >= 40 within 5 s.
-Then the daemon still runs and answers, and mbuf_in_use returns to its idle value.
+Then the daemon still runs and answers, and mbuf_in_use returns to its idle value. Last, the
+port's kernel twin dpdk0.kni holds 10.9.0.5/24: with the TAP's kernel side set down (the port's
+link goes down), the kernel pings 10.9.0.2 through the twin: its frames (ARP requests) are
+counted `port_down` by the kernel bridge, and mbuf_in_use returns to idle again.
 
 Tear-down (also on failure or SIGTERM): SIGTERM/KILL the daemon, then `scripts/topology.sh down
 PREFIX`, which kills what is left in PREFIX-lb, deletes the namespace, /var/run/dpdk/PREFIX and
@@ -89,6 +93,10 @@ laddrs = ["10.9.0.200"]
 [[service.rs]]
 addr = "10.9.0.20:80"
 weight = 1
+
+[[kni_address]]
+port = "dpdk0"
+addr = "10.9.0.5/24"
 """
 
 
@@ -240,6 +248,32 @@ def body(lab):
     lab.check_alive()
     say("mbuf_in_use back to %d (idle %d); drops total %s" % (
         mbuf_in_use(s), base_mbufs, moved({}, drop_counters(s))))
+    kernel_while_port_down(lab, base_mbufs)
+
+
+def port_down_drops(lab):
+    twins = {t["port"]: t for t in lab.ctl_json(["kni", "list"])}
+    return twins["dpdk0"]["drops"].get("port_down", 0)
+
+
+def kernel_while_port_down(lab, base_mbufs):
+    """The kernel's frames, sent through the twin while the port's link is down, are counted
+    and freed."""
+    before = port_down_drops(lab)
+    run(["ip", "-n", lab.ns["lb"], "link", "set", lab.iface, "down"], 5, check_rc=True)
+    try:
+        wait_for(lambda: not next(li for li in lab.ctl_json(["link", "list"])
+                                  if li.get("name") == "dpdk0")["link_up"],
+                 5, what="the port's link to go down")
+        run(lab.nsexec("lb", ["ping", "-c", "6", "-i", "0.5", "-W", "1", "-I", "dpdk0.kni",
+                              "10.9.0.2"]), 15)
+        lost = port_down_drops(lab) - before
+        say("the kernel's frames while the port was down: port_down +%d" % lost)
+        check(lost >= 1, "the kernel's frames while the port was down: port_down +%d" % lost)
+    finally:
+        run(["ip", "-n", lab.ns["lb"], "link", "set", lab.iface, "up"], 5)
+    wait_for(lambda: mbuf_in_use(lab.stats()) <= base_mbufs, 8, interval=0.5,
+             what="mbuf_in_use to return to idle after the port was down")
 
 
 if __name__ == "__main__":

@@ -91,6 +91,34 @@ pub enum Request {
     Stats,
     /// DPDK ports and how packets are steered on them.
     LinkList,
+    /// Add an address to a port's kernel twin.
+    KniAddrAdd {
+        port: String,
+        addr: IpAddr,
+        prefix_len: u8,
+    },
+    KniAddrDel {
+        port: String,
+        addr: IpAddr,
+        prefix_len: u8,
+    },
+    /// Add a route through a port's kernel twin (`via`: a gateway, else on link).
+    KniRouteAdd {
+        port: String,
+        prefix: IpAddr,
+        prefix_len: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<IpAddr>,
+    },
+    KniRouteDel {
+        port: String,
+        prefix: IpAddr,
+        prefix_len: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<IpAddr>,
+    },
+    /// The kernel twins: backend, link, desired and actual configuration, counters.
+    KniList,
 }
 
 /// A virtual service's definition.

@@ -1,5 +1,6 @@
 //! What the daemon answers: one [`Response`] kind per list, and the records in it.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,42 @@ pub enum Response {
     Conns(Vec<ConnInfo>),
     Stats(StatsInfo),
     Links(Vec<LinkInfo>),
+    Twins(Vec<TwinInfo>),
+}
+
+/// A port's kernel twin as listed by `kni list`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TwinInfo {
+    /// The port, and the twin's netdev (`dpdk0.kni`).
+    pub port: String,
+    pub ifname: String,
+    /// `tap` or `virtio_user`.
+    pub backend: String,
+    pub link_up: bool,
+    /// Addresses (`A/LEN`) and routes (`P/LEN [via G]`) the daemon keeps on the twin, and
+    /// those the kernel has.
+    pub desired_addrs: Vec<String>,
+    pub actual_addrs: Vec<String>,
+    pub desired_routes: Vec<String>,
+    pub actual_routes: Vec<String>,
+    /// Addresses someone else added (kept unless `[kni] exclusive`).
+    #[serde(default)]
+    pub foreign_addrs: Vec<String>,
+    /// Frames (and bytes) handed to the kernel, and sent by it out of the port.
+    pub to_kernel_pkts: u64,
+    pub to_kernel_bytes: u64,
+    pub from_kernel_pkts: u64,
+    pub from_kernel_bytes: u64,
+    /// Frames dropped on the way, by reason.
+    pub drops: BTreeMap<String, u64>,
+    /// How often the guard put the configuration back, and how long ago it last did.
+    pub restores: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restore_ms_ago: Option<u64>,
+    /// How often the guard found itself fighting another manager (and backed off).
+    pub fights: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
 }
 
 /// A service as listed.

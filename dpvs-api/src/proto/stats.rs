@@ -175,6 +175,9 @@ pub struct StatsInfo {
     /// Size of the packet pool.
     #[serde(default)]
     pub mbuf_capacity: u64,
+    /// The kernel twins' counters (as `kni list` gives them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kni: Vec<super::TwinInfo>,
 }
 
 impl StatsInfo {
@@ -192,6 +195,7 @@ impl StatsInfo {
             drops_total,
             mbuf_in_use: 0,
             mbuf_capacity: 0,
+            kni: Vec::new(),
         }
     }
 }

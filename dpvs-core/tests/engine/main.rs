@@ -12,6 +12,7 @@ mod cut;
 mod direct;
 mod expiry;
 mod fullnat;
+mod kernel;
 mod local;
 mod nat;
 mod next_hop;

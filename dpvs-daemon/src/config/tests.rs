@@ -583,3 +583,52 @@ fn load_names_the_file() {
     assert_eq!(load(&path).unwrap(), Config::from_toml_str(FULL).unwrap());
     let _ = std::fs::remove_file(&path);
 }
+
+#[test]
+fn kernel_bridge_sections() {
+    let c = ok(r#"
+[kni]
+exclusive = true
+[[kni_address]]
+port = "dpdk0"
+addr = "10.0.0.5/24"
+[[kni_route]]
+port = "dpdk0"
+prefix = "10.9.0.0/16"
+via = "10.0.0.254"
+"#);
+    assert!(c.kni.exclusive);
+    assert_eq!(c.kni.addresses.len(), 1);
+    assert_eq!(
+        (c.kni.addresses[0].addr, c.kni.addresses[0].prefix_len),
+        (ip("10.0.0.5"), 24)
+    );
+    assert_eq!(c.kni.routes[0].via, Some(ip("10.0.0.254")));
+    assert!(!ok("").kni.exclusive, "not exclusive unless asked");
+
+    let e = err("[[kni_address]]\nport = \"dpdk0\"\naddr = \"10.0.0.1/24\"\n");
+    assert!(
+        e.starts_with(
+            "kni_address[0].addr: 10.0.0.1 is also the data plane's address 10.0.0.1/24 on dpdk0"
+        ),
+        "{e}"
+    );
+    let e = err("[[kni_address]]\nport = \"dpdk9\"\naddr = \"10.0.0.5/24\"\n");
+    assert!(
+        e.starts_with("kni_address[0].port: unknown port \"dpdk9\""),
+        "{e}"
+    );
+    let e = err("[[kni_route]]\nport = \"dpdk0\"\nprefix = \"10.9.0.1/16\"\n");
+    assert!(e.starts_with("kni_route[0].prefix: host bits set"), "{e}");
+    let e = err(
+        "[[kni_address]]\nport = \"dpdk0\"\naddr = \"10.0.0.5/24\"\n[[kni_address]]\nport = \"dpdk0\"\naddr = \"10.0.0.5/16\"\n",
+    );
+    assert!(e.contains("duplicate kernel-side address 10.0.0.5"), "{e}");
+    let no_twin = "[[port]]\nname = \"dpdk2\"\ndevice = \"net_null2\"\nkni = false\n";
+    let e = err(&format!(
+        "{no_twin}[[kni_address]]\nport = \"dpdk2\"\naddr = \"10.0.2.5/24\"\n"
+    ));
+    assert!(e.contains("port \"dpdk2\" has no kernel twin"), "{e}");
+    let e = err("[kni]\nexclusively = true\n");
+    assert!(e.contains("exclusively"), "{e}");
+}

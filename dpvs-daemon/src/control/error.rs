@@ -96,6 +96,46 @@ pub enum ControlError {
     #[error("address {addr} is a local address of {service}; remove it there first")]
     AddressInUse { addr: Ipv4Addr, service: ServiceKey },
 
+    /// An address is either the kernel's (on a twin) or the balancer's: both would answer
+    /// ARP for it.
+    #[error(
+        "address {addr}: it is the kernel-side address {addr}/{prefix_len} of {port}.kni; an address is either the kernel's or the balancer's"
+    )]
+    AddressIsKernels {
+        addr: Ipv4Addr,
+        prefix_len: u8,
+        port: String,
+    },
+    #[error(
+        "kernel-side address {addr}/{prefix_len}: {addr} is {ours}; an address is either the kernel's or the balancer's"
+    )]
+    KernelAddressIsOurs {
+        addr: Ipv4Addr,
+        prefix_len: u8,
+        ours: OwnAddress,
+    },
+    #[error("port {0:?} has no kernel twin (its [[port]] says kni = false)")]
+    NoTwin(String),
+    #[error("kernel-side address {addr}/{prefix_len} exists on {port}.kni")]
+    KernelAddressExists {
+        addr: Ipv4Addr,
+        prefix_len: u8,
+        port: String,
+    },
+    #[error("no kernel-side address {addr}/{prefix_len} on {port}.kni")]
+    NoKernelAddress {
+        addr: Ipv4Addr,
+        prefix_len: u8,
+        port: String,
+    },
+    #[error("kernel-side route {route} exists on {port}.kni")]
+    KernelRouteExists { route: String, port: String },
+    #[error("no kernel-side route {route} on {port}.kni")]
+    NoKernelRoute { route: String, port: String },
+    /// The kernel bridge refused or failed (its own one-line reason).
+    #[error("{0}")]
+    KernelBridge(String),
+
     #[error("no route {prefix}/{len}")]
     NoRoute { prefix: Ipv4Addr, len: u8 },
     /// The route table's own rules (length, host bits, duplicates).

@@ -57,7 +57,15 @@ impl Control {
             Request::NeighList => Ok(Response::Neighs(self.neighs())),
             Request::ConnList { service, limit } => self.conns(service, limit).map(Response::Conns),
             Request::Stats => Ok(Response::Stats(self.stats_info())),
-            Request::LinkList => Ok(Response::Links(self.dataplane.links())),
+            Request::LinkList => Ok(Response::Links(self.links())),
+            Request::KniList => Ok(Response::Twins(self.twins())),
+            kni @ (Request::KniAddrAdd { .. }
+            | Request::KniAddrDel { .. }
+            | Request::KniRouteAdd { .. }
+            | Request::KniRouteDel { .. }) => {
+                self.kernel_change(kni).map_err(|e| e.to_string())?;
+                Ok(Response::Done)
+            }
             Request::ServiceDel { service } => {
                 let cut = self
                     .state
@@ -338,6 +346,7 @@ impl Control {
             .collect();
         let mut info = StatsInfo::from_workers(workers);
         (info.mbuf_in_use, info.mbuf_capacity) = self.dataplane.mbufs();
+        info.kni = self.twins();
         info
     }
 }

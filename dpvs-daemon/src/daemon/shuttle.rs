@@ -7,8 +7,10 @@
 //! own TX queues of the ports. A full ring or queue is a counted drop on either side: the
 //! kernel can never slow a worker down, and a worker never waits for the kernel.
 //!
-//! The loop sleeps when there is nothing to move, from 20 µs up to 1 ms as the quiet lasts, so
-//! an idle bridge costs the workers' CPUs nothing but a wake-up a millisecond.
+//! The loop sleeps when there is nothing to move, from 20 µs up to 250 µs as the quiet lasts:
+//! an idle bridge costs a wake-up every quarter millisecond (a few microseconds of CPU each),
+//! and a frame waits at most that long (`bench/kni.sh`, `bench/run.sh`'s `-kni` run measure
+//! both sides of that trade).
 
 use std::time::{Duration, Instant};
 
@@ -24,7 +26,7 @@ const VLAN_HLEN: usize = 4;
 /// How often the ports' link states are read again.
 const LINK_CHECK: Duration = Duration::from_millis(100);
 const IDLE_MIN: Duration = Duration::from_micros(20);
-const IDLE_MAX: Duration = Duration::from_millis(1);
+const IDLE_MAX: Duration = Duration::from_micros(250);
 
 /// The shuttle and everything it moves frames through.
 pub(super) struct Shuttle {

@@ -6,6 +6,7 @@
 //! `services`, the balancer's addresses, routes and neighbours in `network`. This file holds
 //! the state itself, the ports, and the loading of a configuration file.
 
+mod kernel;
 mod network;
 mod services;
 
@@ -20,6 +21,7 @@ use dpvs_core::engine::route::Route;
 use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::packet::ether::MacAddr;
 
+pub use kernel::KniRouteState;
 pub use network::{AddrState, NeighState};
 pub use services::{RsState, ServiceState};
 
@@ -43,6 +45,9 @@ pub struct ControlState {
     pub routes: Vec<Route>,
     pub neighs: HashMap<Ipv4Addr, NeighState>,
     pub services: Vec<ServiceState>,
+    /// What the kernel twins carry (see `kernel`).
+    pub kni_addrs: Vec<AddrState>,
+    pub kni_routes: Vec<KniRouteState>,
     pub timeouts: Timeouts,
     slots: SlotAlloc,
     /// Of the last snapshot built (`control::compile` counts them).
@@ -77,6 +82,8 @@ impl ControlState {
             routes: Vec::new(),
             neighs: HashMap::new(),
             services: Vec::new(),
+            kni_addrs: Vec::new(),
+            kni_routes: Vec::new(),
             timeouts,
             slots: SlotAlloc::new(slots),
             generation: 0,
@@ -110,6 +117,14 @@ impl ControlState {
         for (i, r) in cfg.routes.iter().enumerate() {
             self.route_add(r.prefix, r.prefix_len, &r.port, r.via, r.src)
                 .map_err(|e| e.at(format!("route[{i}]")))?;
+        }
+        for (i, a) in cfg.kni.addresses.iter().enumerate() {
+            self.kni_addr_add(&a.port, a.addr, a.prefix_len)
+                .map_err(|e| e.at(format!("kni_address[{i}]")))?;
+        }
+        for (i, r) in cfg.kni.routes.iter().enumerate() {
+            self.kni_route_add(&r.port, r.prefix, r.prefix_len, r.via)
+                .map_err(|e| e.at(format!("kni_route[{i}]")))?;
         }
         for (i, n) in cfg.neighs.iter().enumerate() {
             self.neigh_add(n.addr, &n.mac.to_string(), &n.port)

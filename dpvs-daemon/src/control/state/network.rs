@@ -42,6 +42,13 @@ impl ControlState {
         if let Some(rs) = self.real_server_at(addr) {
             return Err(ControlError::AddressIsRealServer { addr, rs });
         }
+        if let Some(k) = self.kni_addrs.iter().find(|k| k.addr == addr) {
+            return Err(ControlError::AddressIsKernels {
+                addr,
+                prefix_len: k.prefix_len,
+                port: self.port_name(k.port),
+            });
+        }
         self.addrs.push(AddrState {
             addr,
             prefix_len,

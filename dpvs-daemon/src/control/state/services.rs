@@ -279,7 +279,7 @@ impl ControlState {
     /// What `ip` is to the balancer, if it is its own: an address on a port, a service's VIP
     /// (a VIP need not be an address yet), a local address. Such an address can never be a
     /// real server: packets to it would come back to the balancer.
-    fn ours(&self, ip: Ipv4Addr) -> Option<OwnAddress> {
+    pub(super) fn ours(&self, ip: Ipv4Addr) -> Option<OwnAddress> {
         if let Some(s) = self.services.iter().find(|s| s.key.vip == IpAddr::V4(ip)) {
             return Some(OwnAddress::Vip(s.key));
         }
