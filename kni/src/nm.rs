@@ -1,8 +1,16 @@
 //! Keep NetworkManager off the twins: a `conf.d` keyfile that lists `*.kni` as unmanaged and a
 //! udev rule that sets `NM_UNMANAGED=1` on them. Written before the DPDK side creates the twins,
 //! so NetworkManager never gets a moment to grab one; removed on a clean stop, but only the
-//! files this process wrote (or adopted from a crashed run of its own: they carry a marker).
+//! files this process wrote (or adopted from a crashed run of its own: they carry a marker),
+//! and only by the last of the daemons using them.
+//!
+//! Several daemons (distinct instances) share the two files. Each holds a shared `flock` on a
+//! users file while it runs; one that stops releases its own and removes the files only if it
+//! then gets the lock exclusively, i.e. no other daemon is using them. The kernel drops a
+//! crashed daemon's lock, so a crash never keeps the files forever (a leftover is adopted by
+//! the next run).
 
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -17,6 +25,8 @@ const KEYFILE_NAME: &str = "99-dpvs-kni-unmanaged.conf";
 const UDEV_RULE_NAME: &str = "85-dpvs-kni-unmanaged.rules";
 /// How long a reload command may take before it is abandoned.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long `install` waits for a stopping daemon to finish removing the files.
+const USERS_WAIT: Duration = Duration::from_secs(5);
 
 /// Where the guard files go and whether to poke running daemons.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +42,8 @@ pub struct NmOptions {
     /// Ask a running NetworkManager to reload its configuration (`nmcli general reload conf`)
     /// and udev its rules (`udevadm control --reload`). Failures are logged, not fatal.
     pub reload: bool,
+    /// The lock file that counts the daemons using the files.
+    pub users_lock: PathBuf,
 }
 
 impl NmOptions {
@@ -48,6 +60,7 @@ impl NmOptions {
             pattern: "*.kni".to_owned(),
             force: false,
             reload: root == Path::new("/"),
+            users_lock: root.join("run/dpvs/kni-nm-guard.users"),
         }
     }
 
@@ -62,6 +75,8 @@ impl NmOptions {
 pub struct NmGuard {
     owned: Vec<PathBuf>,
     reload: bool,
+    /// Our shared lock on the users file, and its path.
+    users: Option<(File, PathBuf)>,
 }
 
 impl NmGuard {
@@ -72,6 +87,7 @@ impl NmGuard {
         let mut guard = NmGuard {
             owned: Vec::new(),
             reload: opts.reload,
+            users: None,
         };
         if !opts.force && !opts.nm_installed() {
             tracing::info!(
@@ -79,6 +95,7 @@ impl NmGuard {
             );
             return Ok(guard);
         }
+        guard.users = Some((share_users(&opts.users_lock)?, opts.users_lock.clone()));
         let keyfile = opts.nm_conf_dir.join(KEYFILE_NAME);
         let keyfile_text = format!(
             "{MARKER}: NetworkManager must leave the kernel twins of DPDK ports alone.\n\
@@ -114,6 +131,13 @@ impl NmGuard {
     }
 
     fn remove_owned(&mut self) -> Result<(), KniError> {
+        if !self.last_user()? {
+            tracing::info!(
+                "NetworkManager guard files left in place: another dpvs still uses them"
+            );
+            self.owned.clear();
+            return Ok(());
+        }
         let mut first_err = None;
         let removed = !self.owned.is_empty();
         for path in self.owned.drain(..) {
@@ -136,6 +160,72 @@ impl NmGuard {
             reload_daemons();
         }
         first_err.map_or(Ok(()), Err)
+    }
+}
+
+impl NmGuard {
+    /// Releases our shared lock and tells whether no other daemon holds one. The exclusive
+    /// lock that says so is held only for this check: a daemon starting meanwhile waits in
+    /// `share_users` at most for the removal, then writes the files again.
+    fn last_user(&mut self) -> Result<bool, KniError> {
+        let Some((file, path)) = self.users.take() else {
+            return Ok(true);
+        };
+        drop(file);
+        let again = open_users(&path)?;
+        match again.try_lock() {
+            Ok(()) => Ok(true),
+            Err(TryLockError::WouldBlock) => Ok(false),
+            Err(TryLockError::Error(source)) => Err(KniError::File {
+                path,
+                op: "lock",
+                source,
+            }),
+        }
+    }
+}
+
+/// Opens the users file at `path` and takes a shared lock on it, waiting (bounded) for a daemon
+/// that is removing the files.
+fn share_users(path: &Path) -> Result<File, KniError> {
+    let file = open_users(path)?;
+    let deadline = Instant::now() + USERS_WAIT;
+    loop {
+        match file.try_lock_shared() {
+            Ok(()) => return Ok(file),
+            Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(TryLockError::WouldBlock) => {
+                let source = std::io::Error::new(
+                    ErrorKind::WouldBlock,
+                    format!("held exclusively for more than {USERS_WAIT:?}"),
+                );
+                return Err(users_err(path, "lock", source));
+            }
+            Err(TryLockError::Error(source)) => return Err(users_err(path, "lock", source)),
+        }
+    }
+}
+
+fn open_users(path: &Path) -> Result<File, KniError> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| users_err(path, "create directory", e))?;
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|e| users_err(path, "open", e))
+}
+
+fn users_err(path: &Path, op: &'static str, source: std::io::Error) -> KniError {
+    KniError::File {
+        path: path.to_owned(),
+        op,
+        source,
     }
 }
 
@@ -253,6 +343,9 @@ mod tests {
         // A second install (a restart after a crash) adopts the same files.
         let second = NmGuard::install(&opts).unwrap();
         assert_eq!(second.files(), first.files());
+        // A crash: the kernel drops the process's lock, the files stay.
+        let mut first = first;
+        drop(first.users.take());
         std::mem::forget(first);
         // A foreign file beside ours survives removal.
         let foreign = opts.nm_conf_dir.join("10-admin.conf");
@@ -261,6 +354,27 @@ mod tests {
         assert!(foreign.exists());
         assert!(!opts.nm_conf_dir.join(KEYFILE_NAME).exists());
         assert!(!opts.udev_rules_dir.join(UDEV_RULE_NAME).exists());
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn only_the_last_daemon_using_the_files_removes_them() {
+        let root = tmp_root("users");
+        let mut opts = NmOptions::under(&root);
+        opts.force = true;
+        let a = NmGuard::install(&opts).unwrap();
+        let b = NmGuard::install(&opts).unwrap();
+        let files = a.files().to_vec();
+        a.remove().unwrap();
+        assert!(files.iter().all(|f| f.exists()), "b still needs them");
+        let c = NmGuard::install(&opts).unwrap();
+        drop(b);
+        assert!(files.iter().all(|f| f.exists()), "c still needs them");
+        drop(c);
+        assert!(
+            files.iter().all(|f| !f.exists()),
+            "the last one removed them"
+        );
         std::fs::remove_dir_all(&root).unwrap();
     }
 

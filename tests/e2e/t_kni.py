@@ -13,15 +13,19 @@
    idle. (Frames the kernel sends while the port is down, `port_down`, are checked in
    fragments_tap: net_af_packet reports no link state.)
 5. A second dpvs with the same instance exits at once with the holder's PID in its one line;
-   the first keeps serving. `kill -9`, restart: exactly one twin per port, and it works.
+   the first keeps serving. Another instance on other devices runs beside it with a twin of
+   its own, and stops cleanly without taking the first's twins or NetworkManager files; one
+   whose port has the same name as the first's (so the same twin) is refused in one line. `kill -9`, restart: exactly one twin per port, and it works.
    A clean stop leaves no twin and no NetworkManager or udev file of ours.
 """
 
 import os
+import signal
 import subprocess
 import time
 
-from lab import PY, SCRIPTS, VIP_URL, check, dpvs_cmd, idle_mbufs, main, run, say, wait_for
+from lab import (PY, SCRIPTS, VIP_URL, check, ctl_cmd, dpvs_cmd, idle_mbufs, main, run, say,
+                 wait_for)
 
 KERNEL_IP = "10.0.0.5"
 KERNEL_URL = "http://%s:8000/" % KERNEL_IP
@@ -179,6 +183,75 @@ def bad_kernel_frames(lab, idle):
     check(now <= idle + 64, "mbufs in use %d, idle was %d: frames leaked" % (now, idle))
 
 
+OTHER_CONF = """
+[eal]
+args = ["--no-huge", "-m", "256", "--no-pci", "--file-prefix", "%(prefix)s-%(tag)s",
+        "--lcores", "(0-1)@(0,1)"]
+[workers]
+count = 1
+[control]
+instance = "%(prefix)s-%(tag)s"
+[[port]]
+name = "%(port)s"
+device = "net_af_packet0,iface=%(iface)s"
+[[address]]
+addr = "10.98.0.1/24"
+port = "%(port)s"
+[[kni_address]]
+addr = "10.98.0.5/24"
+port = "%(port)s"
+"""
+
+
+def other_instance(lab, port, iface, tag):
+    """Starts another dpvs, instance `<prefix>-<tag>`, with one port on `iface`."""
+    conf = os.path.join(lab.state, "other-%s.toml" % tag)
+    with open(conf, "w") as f:
+        f.write(OTHER_CONF % {"prefix": lab.prefix, "tag": tag, "port": port, "iface": iface})
+    sock = os.path.join(lab.state, "other-%s.sock" % tag)
+    log = open(os.path.join(lab.logs, "dpvs-other-%s.log" % tag), "ab")
+    p = subprocess.Popen(lab.nsexec("lb", dpvs_cmd() + ["--config", conf, "--ipc", sock]),
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.PIPE, text=True)
+    log.close()
+    lab.bg.append(p)
+    return p, sock
+
+
+def side_by_side(lab):
+    """Two instances on distinct ports run side by side; the twin of a port name is claimed."""
+    ip_lb(lab, "link", "add", "kb0", "type", "veth", "peer", "name", "kb1")
+    ip_lb(lab, "link", "set", "kb0", "up")
+    ip_lb(lab, "link", "set", "kb1", "up")
+    nm_files = [f for f in NM_FILES if os.path.exists(f)]
+    other, sock = other_instance(lab, "b0", "kb0", "b")
+
+    def other_twin():
+        if other.poll() is not None:
+            raise AssertionError("the other instance exited: %s" % other.stderr.read())
+        r = run(ctl_cmd() + ["--ipc", sock, "-o", "json", "kni", "list"], 5)
+        return r.returncode == 0 and "10.98.0.5/24" in r.stdout
+    wait_for(other_twin, 45, what="the other instance's twin b0.kni with its address")
+    check(twins(lab) == ["b0.kni", "dpdk0.kni", "dpdk1.kni"], "twins: %s" % twins(lab))
+    lab.warm_up()
+    # A third, named apart but with a port called dpdk0: its twin would be the first's.
+    third, _ = other_instance(lab, "dpdk0", "kb1", "c")
+    _, err = third.communicate(timeout=20)
+    lines = [x for x in err.splitlines() if x.strip()]
+    say("a port named like the first's, other instance: exit %d: %s" % (third.returncode, lines))
+    check(third.returncode != 0 and len(lines) == 1
+          and ("kernel twin dpdk0.kni is held by another dpvs (PID %d" % lab.dpvs.pid) in lines[0],
+          "the same twin name under another instance: exit %d, %s" % (third.returncode, lines))
+    other.send_signal(signal.SIGTERM)
+    check(other.wait(15) == 0, "the other instance did not stop cleanly")
+    check(twins(lab) == ["dpdk0.kni", "dpdk1.kni"], "twins after the other stopped: %s"
+          % twins(lab))
+    gone = [f for f in nm_files if not os.path.exists(f)]
+    check(not gone, "the other instance removed files the first still uses: %s" % gone)
+    ip_lb(lab, "link", "del", "kb0")
+    lab.warm_up()
+    say("another instance ran beside with its own twin and stopped leaving the first's alone")
+
+
 def second_and_restart(lab):
     pid = lab.dpvs.pid
     p = run(lab.nsexec("lb", dpvs_cmd() + ["--config", lab.config, "--ipc",
@@ -212,6 +285,7 @@ def body(lab):
     interference(lab)
     both_at_once(lab, "after the interference")
     bad_kernel_frames(lab, idle)
+    side_by_side(lab)
     second_and_restart(lab)
     both_at_once(lab, "after kill -9 and restart")
     rc = lab.stop_dpvs()

@@ -1,6 +1,8 @@
 //! What two daemons must never share, claimed before EAL or any device is touched: the
-//! instance name, the EAL file prefix, and each port's device (a kernel interface in this
-//! network namespace, a PCI function, a memif socket it serves).
+//! instance name, the EAL file prefix, each port's device (a kernel interface in this
+//! network namespace, a PCI function, a memif socket it serves) and each port's kernel twin
+//! (`<port>.kni` in this namespace: a daemon removes a twin of that name left by a crashed
+//! run, so it must know that no live daemon holds it).
 //!
 //! A claim is a lock file under [`CLAIM_DIR`], locked (`flock`) for the daemon's life and
 //! holding its PID, so that a second daemon is refused with one line naming the holder. The
@@ -62,6 +64,13 @@ impl Claims {
         for p in &cfg.ports {
             if let Some(k) = device_key(&p.device, &netns) {
                 keys.push((format!("port {} ({}): ", p.name, p.device), k));
+            }
+            if p.kni {
+                let twin = format!("{}.kni", p.name);
+                keys.push((
+                    format!("port {}: ", p.name),
+                    netdev_key(&netns, &twin, "kernel twin"),
+                ));
             }
         }
         let mut held = Vec::with_capacity(keys.len());
@@ -179,11 +188,7 @@ pub fn device_key(device: &str, netns: &str) -> Option<Key> {
         "net_pcap",
     ];
     if IFACE_DRIVERS.iter().any(|d| driver.starts_with(d)) {
-        let iface = arg("iface")?;
-        return Some(Key {
-            file: format!("netdev-{}-{}.lock", escape(netns), escape(iface)),
-            what: format!("interface {iface}"),
-        });
+        return Some(netdev_key(netns, arg("iface")?, "interface"));
     }
     if driver.starts_with("net_memif") {
         // Two servers cannot serve one socket; a client is the other end of the link.
@@ -200,6 +205,16 @@ pub fn device_key(device: &str, netns: &str) -> Option<Key> {
         file: format!("pci-{}.lock", escape(&pci)),
         what: format!("PCI device {pci}"),
     })
+}
+
+/// The claim of the kernel interface `ifname` in the network namespace `netns`, a `kind` of
+/// interface ("interface", "kernel twin"). One key space for both: a port's device cannot be
+/// another daemon's twin either.
+fn netdev_key(netns: &str, ifname: &str, kind: &str) -> Key {
+    Key {
+        file: format!("netdev-{}-{}.lock", escape(netns), escape(ifname)),
+        what: format!("{kind} {ifname}"),
+    }
 }
 
 /// A PCI address (`0000:03:00.0` or `03:00.0`) with its domain, else `None`.
@@ -242,9 +257,18 @@ mod tests {
     use super::*;
 
     fn cfg(instance: &str, devices: &[&str]) -> Config {
+        let ports: Vec<(String, &str)> = devices
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("dpdk{i}"), *d))
+            .collect();
+        cfg_named(instance, &ports)
+    }
+
+    fn cfg_named(instance: &str, ports: &[(String, &str)]) -> Config {
         let mut toml = format!("[control]\ninstance = \"{instance}\"\n");
-        for (i, d) in devices.iter().enumerate() {
-            toml += &format!("[[port]]\nname = \"dpdk{i}\"\ndevice = \"{d}\"\n");
+        for (name, d) in ports {
+            toml += &format!("[[port]]\nname = \"{name}\"\ndevice = \"{d}\"\n");
         }
         Config::from_toml_str(&toml).expect("test config")
     }
@@ -288,7 +312,8 @@ mod tests {
         let d = dir("second");
         let first = Claims::take(&d, &cfg("one", &["net_af_packet0,iface=veth0"]), "p1")
             .expect("first daemon claims");
-        assert_eq!(first.len(), 3);
+        // Instance, prefix, the interface, the port's twin dpdk0.kni.
+        assert_eq!(first.len(), 4);
         let pid = std::process::id();
 
         // Another instance and prefix on the same interface: the device is refused.
@@ -308,8 +333,17 @@ mod tests {
         // The same EAL file prefix under another instance name.
         let e = Claims::take(&d, &cfg("three", &["net_null0"]), "p1").unwrap_err();
         assert!(e.starts_with("EAL file prefix \"p1\" is held by"), "{e}");
+        // Another device, but a port of the same name: its twin would be dpdk0.kni too.
+        let e = Claims::take(&d, &cfg("five", &["net_af_packet0,iface=veth1"]), "p5").unwrap_err();
+        assert_eq!(
+            e,
+            format!(
+                "port dpdk0: kernel twin dpdk0.kni is held by another dpvs (PID {pid}, instance \"one\")"
+            )
+        );
         // Distinct everything: side by side.
-        let other = Claims::take(&d, &cfg("four", &["net_af_packet0,iface=veth1"]), "p4")
+        let ports = [("lb1".to_string(), "net_af_packet0,iface=veth1")];
+        let other = Claims::take(&d, &cfg_named("four", &ports), "p4")
             .expect("a daemon on other devices runs beside");
 
         // Released on drop: the files go and the next daemon gets them.
