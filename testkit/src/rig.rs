@@ -198,16 +198,36 @@ impl<F: MakeFrame> Rig<F> {
 
     /// The worker's connections, as `dpvs-ctl conn list` gets them.
     pub fn list_conns(&mut self) -> Vec<ConnView> {
+        self.list_conns_limited(usize::MAX)
+    }
+
+    /// At most `limit` of the worker's connections.
+    pub fn list_conns_limited(&mut self, limit: usize) -> Vec<ConnView> {
+        self.command(|reply| Command::ListConns {
+            svc_slot: None,
+            limit,
+            reply,
+        })
+    }
+
+    /// Cuts the connections of the real server in counter slot `rs_slot`, as the control
+    /// plane does after `rs del`; returns how many the worker cut.
+    pub fn cut_rs(&mut self, rs_slot: u32) -> usize {
+        self.command(|reply| Command::CutRs { rs_slot, reply })
+    }
+
+    /// Cuts the connections of the service in counter slot `svc_slot` (`service del`).
+    pub fn cut_service(&mut self, svc_slot: u32) -> usize {
+        self.command(|reply| Command::CutService { svc_slot, reply })
+    }
+
+    /// Sends the command `make` builds around a reply channel, runs housekeeping (which serves
+    /// it) and returns the worker's answer.
+    fn command<T>(&mut self, make: impl FnOnce(Sender<T>) -> Command) -> T {
         let (reply, rx) = bounded(1);
-        self.commands
-            .send(Command::ListConns {
-                svc_slot: None,
-                limit: usize::MAX,
-                reply,
-            })
-            .unwrap();
+        self.commands.send(make(reply)).unwrap();
         self.housekeeping();
-        rx.try_recv().expect("ListConns answered by housekeeping")
+        rx.try_recv().expect("the command answered by housekeeping")
     }
 
     /// Runs housekeeping with a budget that sweeps the whole table, then serves the commands

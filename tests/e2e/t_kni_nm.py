@@ -17,7 +17,7 @@ import time
 
 from lab import check, main, run, say
 
-from t_kni import KNI_CONF, NM_FILES, twin_addrs
+from t_kni import NM_FILES, start, twin_addrs
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NM_LAB = os.path.join(HERE, "..", "..", "scripts", "nm_lab.sh")
@@ -46,12 +46,7 @@ def body(lab):
         say("SKIP: NetworkManager cannot run here: %s" % started.stderr.strip()[-300:])
         return
     try:
-        lab.write_config()
-        with open(lab.config, "a") as f:
-            f.write(KNI_CONF)
-        lab.start_dpvs()
-        lab.wait_ctl()
-        lab.warm_up()
+        start(lab)
         deadline = time.monotonic() + HOLD_S
         while time.monotonic() < deadline:
             addrs = twin_addrs(lab)

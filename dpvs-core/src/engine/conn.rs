@@ -13,6 +13,9 @@
 //! established ones. Both arrays ask for transparent huge pages, so a table of millions of
 //! entries does not add a TLB miss to every cache miss. Expiry is a bounded incremental
 //! sweep over the slab, so no per-connection timer nodes are needed.
+//!
+//! (Over 500 lines with its tests, which stay here: they check the chain and slab invariants
+//! through private fields that no other module should see.)
 
 use std::net::Ipv4Addr;
 

@@ -1,5 +1,8 @@
 //! Cross-module tests: frames built by etherparse, parsed and rewritten here, and checked
 //! against etherparse again.
+//!
+//! (Long, and one file: every test here runs the same build-parse-rewrite-check loop over the
+//! whole packet layer, and splitting it would only split the shared strategies and checks.)
 
 use core::net::{Ipv4Addr, SocketAddrV4};
 

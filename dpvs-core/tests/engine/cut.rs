@@ -3,9 +3,7 @@
 
 use std::net::SocketAddrV4;
 
-use crossbeam_channel::bounded;
 use dpvs_core::drop::DropReason;
-use dpvs_core::engine::worker::{Command, ConnView};
 use dpvs_core::packet::Frame;
 use dpvs_core::packet::tcp::{ACK, FIN, PSH, RST, SYN};
 use dpvs_testkit::lab::*;
@@ -92,16 +90,7 @@ fn cut_rs_and_service_commands() {
     let rs1_slot = rs_slot(&rig.state, &tcp_svc(), sa(RS1, RPORT_TCP));
 
     // ListConns.
-    let (reply, rx) = bounded(1);
-    rig.commands
-        .send(Command::ListConns {
-            svc_slot: None,
-            limit: 10,
-            reply,
-        })
-        .unwrap();
-    rig.housekeeping();
-    let list: Vec<ConnView> = rx.try_recv().expect("ListConns answered by housekeeping");
+    let list = rig.list_conns_limited(10);
     assert_eq!(list.len(), 4);
     for c in &list {
         assert_eq!(*c.vip.ip(), VIP);
@@ -112,15 +101,7 @@ fn cut_rs_and_service_commands() {
     }
 
     // CutRs: the TCP entries to RS1 stay, marked dead, their counter slots let go at once.
-    let (reply, rx) = bounded(1);
-    rig.commands
-        .send(Command::CutRs {
-            rs_slot: rs1_slot,
-            reply,
-        })
-        .unwrap();
-    rig.housekeeping();
-    assert_eq!(rx.try_recv(), Ok(2), "two connections to RS1 cut");
+    assert_eq!(rig.cut_rs(rs1_slot), 2, "two connections to RS1 cut");
     let dead: Vec<_> = rig
         .worker
         .conns()
@@ -191,15 +172,7 @@ fn cut_rs_and_service_commands() {
 
     // CutService: the remaining (RS2) entries die too; a dead entry expires after the close
     // timeout if nobody speaks.
-    let (reply, rx) = bounded(1);
-    rig.commands
-        .send(Command::CutService {
-            svc_slot: svc_slot(&rig.state, &tcp_svc()),
-            reply,
-        })
-        .unwrap();
-    rig.housekeeping();
-    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(rig.cut_service(svc_slot(&rig.state, &tcp_svc())), 2);
     assert!(rig.worker.conns().iter().all(|c| c.is_dead()));
     let close_ms = rig.snap.timeouts.close * 1000;
     rig.advance(u64::from(close_ms));
@@ -221,15 +194,10 @@ fn cut_rs_removes_udp_entries_at_once() {
         let out = rig.send(0, &client_udp(cport, b"q"));
         rs_of.push(only_ip4(&out, "UDP").dst);
     }
-    let (reply, rx) = bounded(1);
-    rig.commands
-        .send(Command::CutRs {
-            rs_slot: rs_slot(&rig.state, &udp_svc(), sa(RS1, RPORT_UDP)),
-            reply,
-        })
-        .unwrap();
-    rig.housekeeping();
-    assert_eq!(rx.try_recv(), Ok(2));
+    assert_eq!(
+        rig.cut_rs(rs_slot(&rig.state, &udp_svc(), sa(RS1, RPORT_UDP))),
+        2
+    );
     assert_eq!(rig.worker.conns().len(), 2, "UDP entries to RS1 removed");
     assert!(rig.worker.conns().iter().all(|c| c.rip == RS2.to_bits()));
     assert_eq!(rig.counters().conns_active.get(), 2);

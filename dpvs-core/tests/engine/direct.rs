@@ -5,7 +5,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use dpvs_api::{Forward, Proto, Sched, ServiceKey};
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::tcp_state::Timeouts;
-use dpvs_core::engine::worker::Command;
 use dpvs_core::packet::tcp::{ACK, FIN, PSH, SYN};
 use dpvs_core::packet::{Frame, VecFrame, checksum};
 use dpvs_daemon::control::state::Cut;
@@ -101,15 +100,7 @@ fn deleting_a_direct_real_server_resets_the_client() {
         let cut = rig.state.rs_del(&key, sa(RS1, 8000)).unwrap();
         let Cut::Rs(slot) = cut else { panic!() };
         rig.republish();
-        let (tx, rx) = crossbeam_channel::bounded(1);
-        rig.commands
-            .send(Command::CutRs {
-                rs_slot: slot,
-                reply: tx,
-            })
-            .unwrap();
-        rig.housekeeping();
-        assert_eq!(rx.recv().unwrap(), 1, "{forward:?}");
+        assert_eq!(rig.cut_rs(slot), 1, "{forward:?}");
         assert_eq!(rig.worker.conns().len(), 0, "{forward:?}: removed at once");
         let p = only_ip4(&rig.send(0, &client_to(8000, ACK, 1001, b"x")), "RST");
         assert!(p.tcp.as_ref().is_some_and(|t| t.rst), "{forward:?}");

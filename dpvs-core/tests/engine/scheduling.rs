@@ -3,10 +3,8 @@
 
 use std::net::Ipv4Addr;
 
-use crossbeam_channel::bounded;
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::tcp_state::TcpState;
-use dpvs_core::engine::worker::Command;
 use dpvs_core::packet::tcp::{ACK, FIN, SYN};
 use dpvs_daemon::control::state::Cut;
 use dpvs_testkit::lab::*;
@@ -73,15 +71,10 @@ fn a_new_syn_on_a_cut_connection_is_a_new_connection() {
     let rs1 = sa(RS1, RPORT_TCP);
     let cut = rig.state.rs_del(&tcp_svc(), rs1).unwrap();
     rig.republish();
-    let (reply, rx) = bounded(1);
     let Cut::Rs(rs_slot) = cut else {
         panic!("rs_del cuts a real server's connections: {cut:?}")
     };
-    rig.commands
-        .send(Command::CutRs { rs_slot, reply })
-        .unwrap();
-    rig.housekeeping();
-    assert_eq!(rx.try_recv(), Ok(2), "both connections to RS1 cut");
+    assert_eq!(rig.cut_rs(rs_slot), 2, "both connections to RS1 cut");
     rig.state.release(cut);
     rig.state.rs_add(&tcp_svc(), rs1, 1, None).unwrap();
     rig.republish();

@@ -2,12 +2,8 @@
 //! address must be on a port with a twin, and must not be one of the data plane's own (an
 //! `[[address]]`, hence also a VIP or local address): the two would answer ARP for it alike.
 
-use std::net::IpAddr;
-
-use dpvs_api::host_bits_set;
-
 use super::raw::{RawConfig, RawKniAddress, RawKniRoute};
-use super::validate::{Seen, ipv4, port_ref, prefix_v4, required};
+use super::validate::{Seen, address_entry, optional_ipv4, port_ref, route_prefix};
 use super::{AddressConfig, ConfigError, KniConfig, KniRouteConfig, PortConfig};
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -33,13 +29,9 @@ fn kni_addresses(
     let mut out = Vec::with_capacity(raw.len());
     for (i, a) in raw.iter().enumerate() {
         let key = format!("kni_address[{i}].addr");
-        let (addr, prefix_len) = prefix_v4(&key, required(&key, &a.addr)?)?;
-        seen.check(
-            &key,
-            addr,
-            "kernel-side address",
-            format!("kni_address[{i}]"),
-        )?;
+        let place = ("kni_address", i, "kernel-side address");
+        let entry = address_entry(&mut seen, place, (&a.addr, &a.port), ports)?;
+        let addr = entry.addr;
         if let Some(d) = data_plane.iter().find(|d| d.addr == addr) {
             let problem = format!(
                 "{addr} is also the data plane's address {}/{} on {}: an address is either the kernel's or the balancer's",
@@ -47,12 +39,8 @@ fn kni_addresses(
             );
             return Err(ConfigError::invalid(key, problem));
         }
-        let port = twin_port(&format!("kni_address[{i}].port"), &a.port, ports)?;
-        out.push(AddressConfig {
-            addr,
-            prefix_len,
-            port,
-        });
+        has_twin(&format!("kni_address[{i}].port"), &entry.port, ports)?;
+        out.push(entry);
     }
     Ok(out)
 }
@@ -61,27 +49,12 @@ fn kni_routes(raw: &[RawKniRoute], ports: &[PortConfig]) -> Result<Vec<KniRouteC
     let mut seen = Seen::default();
     let mut out = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
-        let key = format!("kni_route[{i}].prefix");
-        let text = required(&key, &r.prefix)?;
-        let (prefix, prefix_len) = prefix_v4(&key, text)?;
-        if host_bits_set(prefix, prefix_len) {
-            return Err(ConfigError::invalid(
-                key,
-                format!("host bits set in {text}"),
-            ));
-        }
-        seen.check(
-            &key,
-            format!("{prefix}/{prefix_len}"),
-            "kernel-side route",
-            format!("kni_route[{i}]"),
-        )?;
-        let port = twin_port(&format!("kni_route[{i}].port"), &r.port, ports)?;
-        let via: Option<IpAddr> = r
-            .via
-            .as_deref()
-            .map(|v| ipv4(&format!("kni_route[{i}].via"), v))
-            .transpose()?;
+        let (prefix, prefix_len) =
+            route_prefix(&mut seen, ("kni_route", i, "kernel-side route"), &r.prefix)?;
+        let port_key = format!("kni_route[{i}].port");
+        let port = port_ref(&port_key, &r.port, ports)?;
+        has_twin(&port_key, &port, ports)?;
+        let via = optional_ipv4(&format!("kni_route[{i}].via"), &r.via)?;
         out.push(KniRouteConfig {
             prefix,
             prefix_len,
@@ -92,11 +65,10 @@ fn kni_routes(raw: &[RawKniRoute], ports: &[PortConfig]) -> Result<Vec<KniRouteC
     Ok(out)
 }
 
-/// The name of an existing port that has a kernel twin.
-fn twin_port(key: &str, name: &Option<String>, ports: &[PortConfig]) -> Result<String> {
-    let name = port_ref(key, name, ports)?;
+/// Errors at `key` unless port `name` has a kernel twin.
+fn has_twin(key: &str, name: &str, ports: &[PortConfig]) -> Result<()> {
     if ports.iter().any(|p| p.name == name && p.kni) {
-        return Ok(name);
+        return Ok(());
     }
     let problem = format!("port {name:?} has no kernel twin (its [[port]] says kni = false)");
     Err(ConfigError::invalid(key, problem))

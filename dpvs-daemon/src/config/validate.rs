@@ -160,17 +160,59 @@ fn addresses(raw: &[RawAddress], ports: &[PortConfig]) -> Result<Vec<AddressConf
     let mut seen = Seen::default();
     let mut out = Vec::with_capacity(raw.len());
     for (i, a) in raw.iter().enumerate() {
-        let key = format!("address[{i}].addr");
-        let (addr, prefix_len) = prefix_v4(&key, required(&key, &a.addr)?)?;
-        seen.check(&key, addr, "address", format!("address[{i}]"))?;
-        let port = port_ref(&format!("address[{i}].port"), &a.port, ports)?;
-        out.push(AddressConfig {
-            addr,
-            prefix_len,
-            port,
-        });
+        out.push(address_entry(
+            &mut seen,
+            ("address", i, "address"),
+            (&a.addr, &a.port),
+            ports,
+        )?);
     }
     Ok(out)
+}
+
+/// An entry `<section>[i]` of an address list (`[[address]]`, `[[kni_address]]`, whose kind of
+/// address is `what`): `addr` as `A/LEN`, not listed twice, on an existing `port`.
+pub(super) fn address_entry(
+    seen: &mut Seen<IpAddr>,
+    (section, i, what): (&str, usize, &str),
+    (addr, port): (&Option<String>, &Option<String>),
+    ports: &[PortConfig],
+) -> Result<AddressConfig> {
+    let key = format!("{section}[{i}].addr");
+    let (addr, prefix_len) = prefix_v4(&key, required(&key, addr)?)?;
+    seen.check(&key, addr, what, format!("{section}[{i}]"))?;
+    let port = port_ref(&format!("{section}[{i}].port"), port, ports)?;
+    Ok(AddressConfig {
+        addr,
+        prefix_len,
+        port,
+    })
+}
+
+/// The prefix of route `<section>[i]` (`[[route]]`, `[[kni_route]]`, whose kind of route is
+/// `what`): a network without host bits, not listed twice.
+pub(super) fn route_prefix(
+    seen: &mut Seen<String>,
+    (section, i, what): (&str, usize, &str),
+    prefix: &Option<String>,
+) -> Result<(IpAddr, u8)> {
+    let key = format!("{section}[{i}].prefix");
+    let text = required(&key, prefix)?;
+    let (prefix, prefix_len) = prefix_v4(&key, text)?;
+    if host_bits_set(prefix, prefix_len) {
+        return Err(ConfigError::invalid(
+            key,
+            format!("host bits set in {text}"),
+        ));
+    }
+    let value = format!("{prefix}/{prefix_len}");
+    seen.check(&key, value, what, format!("{section}[{i}]"))?;
+    Ok((prefix, prefix_len))
+}
+
+/// An optional IPv4 address at `key`.
+pub(super) fn optional_ipv4(key: &str, text: &Option<String>) -> Result<Option<IpAddr>> {
+    text.as_deref().map(|t| ipv4(key, t)).transpose()
 }
 
 fn routes(
@@ -181,32 +223,10 @@ fn routes(
     let mut seen = Seen::default();
     let mut out = Vec::with_capacity(raw.len());
     for (i, r) in raw.iter().enumerate() {
-        let key = format!("route[{i}].prefix");
-        let text = required(&key, &r.prefix)?;
-        let (prefix, prefix_len) = prefix_v4(&key, text)?;
-        if host_bits_set(prefix, prefix_len) {
-            return Err(ConfigError::invalid(
-                key,
-                format!("host bits set in {text}"),
-            ));
-        }
-        seen.check(
-            &key,
-            format!("{prefix}/{prefix_len}"),
-            "route",
-            format!("route[{i}]"),
-        )?;
+        let (prefix, prefix_len) = route_prefix(&mut seen, ("route", i, "route"), &r.prefix)?;
         let port = port_ref(&format!("route[{i}].port"), &r.port, ports)?;
-        let via = r
-            .via
-            .as_deref()
-            .map(|v| ipv4(&format!("route[{i}].via"), v))
-            .transpose()?;
-        let src = r
-            .src
-            .as_deref()
-            .map(|s| ipv4(&format!("route[{i}].src"), s))
-            .transpose()?;
+        let via = optional_ipv4(&format!("route[{i}].via"), &r.via)?;
+        let src = optional_ipv4(&format!("route[{i}].src"), &r.src)?;
         if let Some(src) = src {
             own_address(&format!("route[{i}].src"), src, addresses)?;
         }
