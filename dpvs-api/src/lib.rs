@@ -12,6 +12,7 @@
 //!   users.
 //! - [`net`]: MAC addresses and `ADDR/LEN` prefixes, parsed the same way by the CLI, the
 //!   config file and the daemon.
+//! - [`sched`]: schedulers, their flags, persistence, the Maglev table size.
 #![forbid(unsafe_code)]
 
 pub mod client;
@@ -19,10 +20,14 @@ pub mod net;
 pub mod proto;
 #[cfg(any(test, feature = "test-util"))]
 pub mod samples;
+pub mod sched;
 
 pub use client::{Client, ClientError, call};
 pub use net::{MacAddr, host_bits_set, max_prefix_len, parse_prefix};
 pub use proto::*;
+pub use sched::{
+    MH_TABLE_DEFAULT, Persistence, Sched, SchedFlag, SchedFlags, check_mh_table_size, parse_netmask,
+};
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -66,43 +71,6 @@ impl FromStr for Proto {
 }
 
 impl fmt::Display for Proto {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// Scheduler of a service.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Sched {
-    /// Round robin over real servers with weight > 0.
-    Rr,
-    /// Weighted round robin (smooth interleaving).
-    #[default]
-    Wrr,
-}
-
-impl Sched {
-    pub fn name(self) -> &'static str {
-        match self {
-            Sched::Rr => "rr",
-            Sched::Wrr => "wrr",
-        }
-    }
-}
-
-impl FromStr for Sched {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "rr" => Ok(Sched::Rr),
-            "wrr" => Ok(Sched::Wrr),
-            _ => Err(format!("unknown scheduler {s:?} (supported: rr, wrr)")),
-        }
-    }
-}
-
-impl fmt::Display for Sched {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }

@@ -15,6 +15,9 @@ pub fn service() -> ServiceInfo {
         key: "tcp:10.0.0.100:80".parse().unwrap(),
         sched: Sched::Rr,
         forward: Forward::Fnat,
+        sched_flags: Default::default(),
+        persistence: None,
+        mh_table_size: None,
         laddrs: vec!["192.168.10.200".parse().unwrap()],
         rs: vec![RsInfo {
             addr: "192.168.10.11:8080".parse().unwrap(),
@@ -22,9 +25,13 @@ pub fn service() -> ServiceInfo {
             forward: Forward::Fnat,
             active_conns: 3,
             inactive_conns: 0,
+            upper: 0,
+            lower: 0,
             stats: None,
+            rates: None,
         }],
         stats: None,
+        rates: None,
     }
 }
 

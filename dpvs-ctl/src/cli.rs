@@ -8,8 +8,8 @@ use std::str::FromStr;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dpvs_api::{
-    Forward, MacAddr, Request, RouteSpec, RsSpec, Sched, ServiceKey, ServiceSpec, host_bits_set,
-    parse_prefix,
+    Forward, MacAddr, Persistence, Request, RouteSpec, RsSpec, Sched, SchedFlags, ServiceKey,
+    ServiceSpec, host_bits_set, parse_netmask, parse_prefix,
 };
 
 /// The socket the daemon listens on unless told otherwise.
@@ -95,23 +95,28 @@ pub(crate) enum ServiceVerb {
     Add {
         /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
         service: ServiceKey,
-        /// Scheduler: rr or wrr.
-        #[arg(long, default_value_t = Sched::Wrr)]
+        /// Scheduler: rr, wrr, wlc, lc, sh, mh, conhash or fo.
+        #[arg(long, default_value_t = Sched::Wlc)]
         sched: Sched,
         /// Default forwarding mode: fnat, dr, tun or nat.
         #[arg(long, default_value_t = Forward::Fnat)]
         forward: Forward,
+        #[command(flatten)]
+        opts: SchedOpts,
     },
-    /// Change a service's scheduler or forwarding mode (what is not given stays).
+    /// Change a service's scheduler, its options or forwarding mode (what is not given stays;
+    /// a new scheduler starts without flags).
     Edit {
         /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
         service: ServiceKey,
-        /// New scheduler: rr or wrr.
+        /// New scheduler: rr, wrr, wlc, lc, sh, mh, conhash or fo.
         #[arg(long)]
         sched: Option<Sched>,
         /// New default forwarding mode: fnat, dr, tun or nat.
         #[arg(long)]
         forward: Option<Forward>,
+        #[command(flatten)]
+        opts: SchedOpts,
     },
     /// Delete a service with its real servers.
     #[command(visible_alias = "delete")]
@@ -123,12 +128,84 @@ pub(crate) enum ServiceVerb {
     #[command(visible_alias = "ls")]
     List {
         /// Show traffic counters (`ipvsadm -ln --stats` layout).
-        #[arg(long)]
+        #[arg(long, conflicts_with = "rate")]
         stats: bool,
+        /// Show rates: connections, packets and bytes per second (`ipvsadm -ln --rate`).
+        #[arg(long)]
+        rate: bool,
         /// Print counters in full instead of scaling them (K, M, G).
         #[arg(long)]
         exact: bool,
     },
+}
+
+/// A real server's connection limits (ipvsadm's `-x`, `-y`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::Args)]
+pub(crate) struct Limits {
+    /// Upper connection threshold: at N connections (active + inactive) the real server takes
+    /// no new ones (0: no limit).
+    #[arg(long, value_name = "N")]
+    pub upper: Option<u32>,
+    /// Lower connection threshold: below N it takes new ones again (default 3/4 of upper).
+    #[arg(long, value_name = "N")]
+    pub lower: Option<u32>,
+}
+
+/// A service's scheduler options, as `service add` and `service edit` take them.
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub(crate) struct SchedOpts {
+    /// Scheduler flags, comma-separated: sh-fallback, sh-port (sh); mh-fallback, mh-port (mh);
+    /// conhash-5tuple (conhash).
+    #[arg(long, value_name = "FLAGS")]
+    pub sched_flags: Option<String>,
+    /// Make the service persistent: a client keeps its real server for SECS after its last
+    /// connection (0 on edit: not persistent any more).
+    #[arg(long, value_name = "SECS")]
+    pub persistent: Option<u32>,
+    /// Persistence granularity: clients in one netmask share a real server (255.255.255.0 or
+    /// 24; default 32).
+    #[arg(long, value_name = "MASK", value_parser = parse_netmask)]
+    pub netmask: Option<u8>,
+    /// Maglev lookup table size (mh; a prime, default 65537).
+    #[arg(long, value_name = "N")]
+    pub mh_table_size: Option<u32>,
+}
+
+impl SchedOpts {
+    /// `current` (the service as it is, or a new one's defaults) with these options applied;
+    /// `sched_changed` drops flags and a Maglev size that belonged to the old scheduler.
+    pub(crate) fn apply(
+        &self,
+        mut spec: ServiceSpec,
+        sched_changed: bool,
+    ) -> Result<ServiceSpec, String> {
+        if sched_changed {
+            spec.sched_flags = SchedFlags::default();
+            spec.mh_table_size = None;
+        }
+        if let Some(f) = &self.sched_flags {
+            spec.sched_flags = SchedFlags::parse(spec.sched, f)?;
+        }
+        if let Some(m) = self.mh_table_size {
+            spec.mh_table_size = Some(m);
+        }
+        spec.persistence = match (self.persistent, self.netmask, spec.persistence) {
+            (Some(0), None, _) => None,
+            (Some(0), Some(_), _) => {
+                return Err("--netmask needs a persistent service (--persistent SECS > 0)".into());
+            }
+            (Some(t), mask, old) => {
+                let mask = mask.or(old.map(|p| p.netmask)).unwrap_or(32);
+                Some(Persistence::new(t, mask)?)
+            }
+            (None, Some(mask), Some(old)) => Some(Persistence::new(old.timeout, mask)?),
+            (None, Some(_), None) => {
+                return Err("--netmask needs a persistent service (--persistent SECS)".into());
+            }
+            (None, None, old) => old,
+        };
+        Ok(spec)
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,8 +222,11 @@ pub(crate) enum RsVerb {
         /// Override the service's forwarding mode.
         #[arg(long)]
         forward: Option<Forward>,
+        #[command(flatten)]
+        limits: Limits,
     },
-    /// Change a real server's weight (0 drains it) or forwarding mode.
+    /// Change a real server's weight (0 drains it), forwarding mode or connection limits
+    /// (what is not given stays).
     Edit {
         /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
         service: ServiceKey,
@@ -154,10 +234,12 @@ pub(crate) enum RsVerb {
         rs: SocketAddr,
         /// New weight, 0..=65535 (0 drains: existing connections stay, no new ones).
         #[arg(long, value_parser = clap::value_parser!(u32).range(0..=65535))]
-        weight: u32,
+        weight: Option<u32>,
         /// New forwarding mode (default: unchanged).
         #[arg(long)]
         forward: Option<Forward>,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// Remove a real server.
     #[command(visible_alias = "delete")]
@@ -423,22 +505,26 @@ impl FromStr for NetPrefix {
 pub(crate) enum Action {
     /// One request, whose response is printed.
     Call(Request),
-    /// `service edit` with a field left out: read the service first, then write it back with
-    /// the given fields changed, since the protocol's edit carries the whole definition.
+    /// `service edit`: read the service first, then write it back with the given fields
+    /// changed, since the protocol's edit carries the whole definition.
     EditService {
         /// The service, PROTO:VIP:PORT (e.g. tcp:10.0.0.100:80).
         service: ServiceKey,
         sched: Option<Sched>,
         forward: Option<Forward>,
+        opts: SchedOpts,
     },
+    /// `rs edit` without `--weight`: read the real server's weight first.
+    EditRs { service: ServiceKey, rs: RsSpec },
 }
 
 impl Object {
-    /// Translates the parsed command into what to ask the daemon.
-    pub(crate) fn action(&self) -> Action {
-        match self {
-            Object::Service { verb } => verb.action(),
-            Object::Rs { verb } => Action::Call(verb.request()),
+    /// Translates the parsed command into what to ask the daemon; an error is a usage error
+    /// clap could not see (a flag another scheduler takes, say).
+    pub(crate) fn action(&self) -> Result<Action, String> {
+        Ok(match self {
+            Object::Service { verb } => verb.action()?,
+            Object::Rs { verb } => verb.action(),
             Object::Laddr { verb } => Action::Call(verb.request()),
             Object::Addr { verb } => Action::Call(verb.request()),
             Object::Route { verb } => Action::Call(verb.request()),
@@ -454,77 +540,86 @@ impl Object {
                 verb: LinkVerb::List,
             } => Action::Call(Request::LinkList),
             Object::Kni { verb } => Action::Call(verb.request()),
-        }
+        })
     }
 }
 
 impl ServiceVerb {
-    fn action(&self) -> Action {
-        let call = |r| Action::Call(r);
-        match *self {
+    fn action(&self) -> Result<Action, String> {
+        let call = |r| Ok(Action::Call(r));
+        match self {
             ServiceVerb::Add {
                 service,
                 sched,
                 forward,
-            } => call(Request::ServiceAdd(ServiceSpec {
-                key: service,
-                sched,
-                forward,
-            })),
-            ServiceVerb::Edit {
-                service,
-                sched: Some(sched),
-                forward: Some(forward),
-            } => call(Request::ServiceEdit(ServiceSpec {
-                key: service,
-                sched,
-                forward,
-            })),
+                opts,
+            } => {
+                let spec = ServiceSpec::new(*service, *sched, *forward);
+                call(Request::ServiceAdd(opts.apply(spec, false)?))
+            }
             ServiceVerb::Edit {
                 service,
                 sched,
                 forward,
-            } => Action::EditService {
-                service,
-                sched,
-                forward,
-            },
-            ServiceVerb::Del { service } => call(Request::ServiceDel { service }),
-            ServiceVerb::List { stats, .. } => call(Request::ServiceList { stats }),
+                opts,
+            } => Ok(Action::EditService {
+                service: *service,
+                sched: *sched,
+                forward: *forward,
+                opts: opts.clone(),
+            }),
+            ServiceVerb::Del { service } => call(Request::ServiceDel { service: *service }),
+            ServiceVerb::List { stats, rate, .. } => call(Request::ServiceList {
+                stats: *stats || *rate,
+            }),
         }
     }
 }
 
 impl RsVerb {
-    fn request(&self) -> Request {
+    fn action(&self) -> Action {
         match *self {
             RsVerb::Add {
                 service,
                 rs,
                 weight,
                 forward,
-            } => Request::RsAdd {
+                limits,
+            } => Action::Call(Request::RsAdd {
                 service,
-                rs: RsSpec {
-                    addr: rs,
-                    weight,
+                rs: limits.spec(RsSpec {
                     forward,
-                },
-            },
+                    ..RsSpec::new(rs, weight)
+                }),
+            }),
             RsVerb::Edit {
                 service,
                 rs,
                 weight,
                 forward,
-            } => Request::RsEdit {
-                service,
-                rs: RsSpec {
-                    addr: rs,
-                    weight,
+                limits,
+            } => {
+                let spec = limits.spec(RsSpec {
                     forward,
-                },
-            },
-            RsVerb::Del { service, rs } => Request::RsDel { service, addr: rs },
+                    ..RsSpec::new(rs, weight.unwrap_or(0))
+                });
+                match weight {
+                    Some(_) => Action::Call(Request::RsEdit { service, rs: spec }),
+                    None => Action::EditRs { service, rs: spec },
+                }
+            }
+            RsVerb::Del { service, rs } => Action::Call(Request::RsDel { service, addr: rs }),
+        }
+    }
+}
+
+impl Limits {
+    /// `spec` with these limits.
+    fn spec(self, spec: RsSpec) -> RsSpec {
+        RsSpec {
+            upper: self.upper,
+            lower: self.lower,
+            ..spec
         }
     }
 }
@@ -614,9 +709,13 @@ mod tests {
 
     fn request(args: &[&str]) -> Request {
         match parse(args).unwrap().object.action() {
-            Action::Call(r) => r,
+            Ok(Action::Call(r)) => r,
             other => panic!("{other:?}"),
         }
+    }
+
+    fn action_error(args: &[&str]) -> String {
+        parse(args).unwrap().object.action().unwrap_err()
     }
 
     fn svc() -> ServiceKey {
@@ -635,19 +734,12 @@ mod tests {
                 "--forward",
                 "dr"
             ]),
-            Request::ServiceAdd(ServiceSpec {
-                key: svc(),
-                sched: Sched::Rr,
-                forward: Forward::Dr
-            })
+            Request::ServiceAdd(ServiceSpec::new(svc(), Sched::Rr, Forward::Dr))
         );
         assert_eq!(
             request(&["service", "add", "tcp:10.0.0.100:80"]),
-            Request::ServiceAdd(ServiceSpec {
-                key: svc(),
-                sched: Sched::Wrr,
-                forward: Forward::Fnat
-            })
+            Request::ServiceAdd(ServiceSpec::new(svc(), Sched::Wlc, Forward::Fnat)),
+            "wlc is the default, as in ipvsadm"
         );
         assert_eq!(
             request(&["service", "del", "tcp:10.0.0.100:80"]),
@@ -662,31 +754,103 @@ mod tests {
             Request::ServiceList { stats: false }
         );
         assert_eq!(
-            request(&[
-                "service",
-                "edit",
-                "tcp:10.0.0.100:80",
-                "--sched",
-                "rr",
-                "--forward",
-                "nat"
-            ]),
-            Request::ServiceEdit(ServiceSpec {
-                key: svc(),
-                sched: Sched::Rr,
-                forward: Forward::Nat
-            })
+            request(&["service", "list", "--rate"]),
+            Request::ServiceList { stats: true }
         );
+        assert!(parse(&["service", "list", "--rate", "--stats"]).is_err());
         assert_eq!(
             parse(&["service", "edit", "tcp:10.0.0.100:80", "--sched", "rr"])
                 .unwrap()
                 .object
                 .action(),
-            Action::EditService {
+            Ok(Action::EditService {
                 service: svc(),
                 sched: Some(Sched::Rr),
-                forward: None
+                forward: None,
+                opts: SchedOpts::default(),
+            })
+        );
+    }
+
+    #[test]
+    fn scheduler_options() {
+        let add = |extra: &[&str]| {
+            let mut args = vec!["service", "add", "tcp:10.0.0.100:80"];
+            args.extend_from_slice(extra);
+            request(&args)
+        };
+        let Request::ServiceAdd(s) = add(&[
+            "--sched",
+            "sh",
+            "--sched-flags",
+            "sh-port,sh-fallback",
+            "--persistent",
+            "300",
+            "--netmask",
+            "255.255.255.0",
+        ]) else {
+            panic!()
+        };
+        assert_eq!(
+            s.sched_flags,
+            SchedFlags {
+                fallback: true,
+                port: true
             }
+        );
+        assert_eq!(s.persistence, Some(Persistence::new(300, 24).unwrap()));
+        let Request::ServiceAdd(m) = add(&["--sched", "mh", "--mh-table-size", "251"]) else {
+            panic!()
+        };
+        assert_eq!(m.mh_table_size, Some(251));
+        assert_eq!(
+            action_error(&[
+                "service",
+                "add",
+                "tcp:10.0.0.100:80",
+                "--sched-flags",
+                "sh-port"
+            ]),
+            "scheduler wlc takes no flags (got \"sh-port\")"
+        );
+        assert!(
+            action_error(&["service", "add", "tcp:10.0.0.100:80", "--netmask", "24"])
+                .contains("--netmask needs a persistent service")
+        );
+        assert!(parse(&["service", "add", "tcp:10.0.0.100:80", "--netmask", "33"]).is_err());
+        assert!(parse(&["service", "add", "tcp:10.0.0.100:80", "--sched", "lblc"]).is_err());
+
+        // Edits merge into the service as it is.
+        let current = ServiceSpec {
+            sched_flags: SchedFlags {
+                fallback: true,
+                port: false,
+            },
+            persistence: Some(Persistence::new(60, 32).unwrap()),
+            ..ServiceSpec::new(svc(), Sched::Sh, Forward::Fnat)
+        };
+        let opts = |p: Option<u32>, m: Option<u8>| SchedOpts {
+            persistent: p,
+            netmask: m,
+            ..SchedOpts::default()
+        };
+        let same = opts(None, Some(24)).apply(current.clone(), false).unwrap();
+        assert_eq!(same.persistence, Some(Persistence::new(60, 24).unwrap()));
+        assert!(same.sched_flags.fallback, "flags stay with the scheduler");
+        let off = opts(Some(0), None).apply(current.clone(), false).unwrap();
+        assert_eq!(off.persistence, None);
+        let other = SchedOpts::default()
+            .apply(
+                ServiceSpec {
+                    sched: Sched::Rr,
+                    ..current
+                },
+                true,
+            )
+            .unwrap();
+        assert!(
+            other.sched_flags.is_empty(),
+            "a new scheduler starts without flags"
         );
     }
 
@@ -704,10 +868,26 @@ mod tests {
             ]),
             Request::RsAdd {
                 service: svc(),
+                rs: RsSpec::new(rs, 3)
+            }
+        );
+        assert_eq!(
+            request(&[
+                "rs",
+                "add",
+                "tcp:10.0.0.100:80",
+                "192.168.10.11:8080",
+                "--upper",
+                "100",
+                "--lower",
+                "80"
+            ]),
+            Request::RsAdd {
+                service: svc(),
                 rs: RsSpec {
-                    addr: rs,
-                    weight: 3,
-                    forward: None
+                    upper: Some(100),
+                    lower: Some(80),
+                    ..RsSpec::new(rs, 1)
                 }
             }
         );
@@ -725,9 +905,8 @@ mod tests {
             Request::RsEdit {
                 service: svc(),
                 rs: RsSpec {
-                    addr: rs,
-                    weight: 0,
-                    forward: Some(Forward::Tun)
+                    forward: Some(Forward::Tun),
+                    ..RsSpec::new(rs, 0)
                 }
             }
         );
@@ -749,7 +928,27 @@ mod tests {
             ])
             .is_err()
         );
-        assert!(parse(&["rs", "edit", "tcp:10.0.0.100:80", "192.168.10.11:8080"]).is_err());
+        // Without --weight, the weight is read from the daemon first.
+        assert_eq!(
+            parse(&[
+                "rs",
+                "edit",
+                "tcp:10.0.0.100:80",
+                "192.168.10.11:8080",
+                "--upper",
+                "10"
+            ])
+            .unwrap()
+            .object
+            .action(),
+            Ok(Action::EditRs {
+                service: svc(),
+                rs: RsSpec {
+                    upper: Some(10),
+                    ..RsSpec::new(rs, 0)
+                }
+            })
+        );
     }
 
     #[test]

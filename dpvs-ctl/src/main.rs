@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use clap::error::ErrorKind;
-use dpvs_api::{Client, Forward, Request, Response, Sched, ServiceKey, ServiceSpec};
+use dpvs_api::{Client, Request, Response, RsSpec, ServiceInfo, ServiceKey, ServiceSpec};
 
 use cli::{Action, Cli, Object, ServiceVerb};
 use render::{Style, render};
@@ -22,7 +22,14 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(&e),
     };
-    match run(&cli) {
+    let action = match cli.object.action() {
+        Ok(a) => a,
+        Err(msg) => {
+            eprintln!("dpvs-ctl: {msg} (see dpvs-ctl --help)");
+            return ExitCode::from(2);
+        }
+    };
+    match run(&cli, action) {
         Ok(text) => print(&text),
         Err(msg) => {
             eprintln!("dpvs-ctl: {msg}");
@@ -32,50 +39,62 @@ fn main() -> ExitCode {
 }
 
 /// Talks to the daemon and renders its answer.
-fn run(cli: &Cli) -> Result<String, String> {
+fn run(cli: &Cli, action: Action) -> Result<String, String> {
     let mut client = Client::connect(&cli.ipc).map_err(|e| e.to_string())?;
-    let resp = match cli.object.action() {
-        Action::Call(req) => client.call(req).map_err(|e| e.to_string())?,
+    let call = |client: &mut Client, req| client.call(req).map_err(|e| e.to_string());
+    let resp = match action {
+        Action::Call(req) => call(&mut client, req)?,
         Action::EditService {
             service,
             sched,
             forward,
-        } => edit_service(&mut client, service, sched, forward)?,
+            opts,
+        } => {
+            let current = current_service(&mut client, service)?.spec();
+            let spec = ServiceSpec {
+                sched: sched.unwrap_or(current.sched),
+                forward: forward.unwrap_or(current.forward),
+                ..current.clone()
+            };
+            let changed = spec.sched != current.sched;
+            call(
+                &mut client,
+                Request::ServiceEdit(opts.apply(spec, changed)?),
+            )?
+        }
+        Action::EditRs { service, rs } => {
+            let current = current_service(&mut client, service)?;
+            let info = current.rs.iter().find(|r| r.addr == rs.addr);
+            let info = info.ok_or_else(|| format!("no real server {} in {service}", rs.addr))?;
+            let rs = RsSpec {
+                weight: info.weight,
+                ..rs
+            };
+            call(&mut client, Request::RsEdit { service, rs })?
+        }
     };
     Ok(render(&resp, cli.output, style(&cli.object)))
 }
 
-/// `service edit` with some fields left out: fills them from the service's current definition
-/// (one extra request on the same connection) so that only what the user named changes.
-fn edit_service(
-    client: &mut Client,
-    service: ServiceKey,
-    sched: Option<Sched>,
-    forward: Option<Forward>,
-) -> Result<Response, String> {
-    let current = match client.call(Request::ServiceList { stats: false }) {
+/// A service's definition as the daemon has it (one extra request on the same connection), so
+/// that an edit changes only what the user named.
+fn current_service(client: &mut Client, service: ServiceKey) -> Result<ServiceInfo, String> {
+    let found = match client.call(Request::ServiceList { stats: false }) {
         Ok(Response::Services(list)) => list.into_iter().find(|s| s.key == service),
         Ok(other) => return Err(format!("unexpected answer to service list: {other:?}")),
         Err(e) => return Err(e.to_string()),
     };
-    let current = current.ok_or_else(|| format!("no such service {service}"))?;
-    let spec = ServiceSpec {
-        key: service,
-        sched: sched.unwrap_or(current.sched),
-        forward: forward.unwrap_or(current.forward),
-    };
-    client
-        .call(Request::ServiceEdit(spec))
-        .map_err(|e| e.to_string())
+    found.ok_or_else(|| format!("no such service {service}"))
 }
 
 /// Layout options that depend on the command, not on the response.
 fn style(object: &Object) -> Style {
     match object {
         Object::Service {
-            verb: ServiceVerb::List { stats, exact },
+            verb: ServiceVerb::List { stats, exact, rate },
         } => Style {
             stats: *stats,
+            rate: *rate,
             exact: *exact,
         },
         _ => Style::default(),

@@ -2,8 +2,8 @@
 //! so that the layouts users and scripts rely on are pinned by unit tests.
 
 use dpvs_api::{
-    AddrInfo, ConnInfo, Counters, LaddrInfo, LinkInfo, NeighInfo, Response, RouteSpec, ServiceInfo,
-    StatsInfo, StatsTotals, TwinInfo, WorkerCounters,
+    AddrInfo, ConnInfo, Counters, Field, LaddrInfo, LinkInfo, NeighInfo, Rates, Response,
+    RouteSpec, RsInfo, ServiceInfo, StatsInfo, StatsTotals, TwinInfo, WorkerCounters,
 };
 use serde::Serialize;
 
@@ -14,6 +14,8 @@ use crate::cli::Output;
 pub(crate) struct Style {
     /// `service list --stats`: the `ipvsadm -ln --stats` layout.
     pub stats: bool,
+    /// `service list --rate`: the `ipvsadm -ln --rate` layout.
+    pub rate: bool,
     /// Print counters in full instead of scaling them.
     pub exact: bool,
 }
@@ -50,6 +52,7 @@ fn json(resp: &Response) -> String {
 fn table_for(resp: &Response, style: Style) -> String {
     match resp {
         Response::Done => String::new(),
+        Response::Services(v) if style.rate => services_rates(v, style.exact),
         Response::Services(v) if style.stats => services_stats(v, style.exact),
         Response::Services(v) => services(v),
         Response::Laddrs(v) => laddrs(v),
@@ -89,7 +92,7 @@ pub(crate) fn services(list: &[ServiceInfo]) -> String {
         "InActConn",
     ));
     for s in list {
-        out.push_str(&format!("{} {}\n", service_name(s), s.sched));
+        out.push_str(&format!("{} {}\n", service_name(s), scheduling(s)));
         for rs in &s.rs {
             out.push_str(&rs_line(
                 &rs.addr.to_string(),
@@ -103,6 +106,22 @@ pub(crate) fn services(list: &[ServiceInfo]) -> String {
     out
 }
 
+/// The scheduler column as ipvsadm prints it: `sh (sh-fallback,sh-port) persistent 300 mask
+/// 255.255.255.0`.
+fn scheduling(s: &ServiceInfo) -> String {
+    let mut out = s.sched.to_string();
+    if !s.sched_flags.is_empty() {
+        out.push_str(&format!(" ({})", s.sched_flags.names(s.sched)));
+    }
+    if let Some(p) = s.persistence {
+        out.push_str(&format!(" persistent {}", p.timeout));
+        if p.netmask < 32 {
+            out.push_str(&format!(" mask {}", p.mask()));
+        }
+    }
+    out
+}
+
 /// One real-server line of `ipvsadm -ln`: fixed columns 28/7/6/10.
 fn rs_line(addr: &str, fwd: &str, weight: &str, active: &str, inactive: &str) -> String {
     let line = format!("  -> {addr:<28} {fwd:<7} {weight:<6} {active:<10} {inactive}");
@@ -111,18 +130,33 @@ fn rs_line(addr: &str, fwd: &str, weight: &str, active: &str, inactive: &str) ->
 
 /// `service list --stats`, laid out as `ipvsadm -ln --stats`.
 pub(crate) fn services_stats(list: &[ServiceInfo], exact: bool) -> String {
+    numbers_layout(list, Counters::FIELDS, |s| s.stats, |r| r.stats, exact)
+}
+
+/// `service list --rate`, laid out as `ipvsadm -ln --rate`.
+pub(crate) fn services_rates(list: &[ServiceInfo], exact: bool) -> String {
+    numbers_layout(list, Rates::FIELDS, |s| s.rates, |r| r.rates, exact)
+}
+
+/// The layout of `--stats` and `--rate`: a heading of `fields`, then each service and its
+/// real servers with their numbers.
+fn numbers_layout<T: Copy + Default>(
+    list: &[ServiceInfo],
+    fields: &[Field<T>],
+    of_service: impl Fn(&ServiceInfo) -> Option<T>,
+    of_rs: impl Fn(&RsInfo) -> Option<T>,
+    exact: bool,
+) -> String {
     let mut out = version_line();
-    let head: Vec<String> = Counters::FIELDS.iter().map(|f| f.column.into()).collect();
+    let head: Vec<String> = fields.iter().map(|f| f.column.into()).collect();
     out.push_str(&stats_line("Prot LocalAddress:Port", &head));
     out.push_str("  -> RemoteAddress:Port\n");
     for s in list {
-        out.push_str(&stats_line(
-            &service_name(s),
-            &counter_cells(s.stats, exact),
-        ));
+        let cells = number_cells(fields, of_service(s), exact);
+        out.push_str(&stats_line(&service_name(s), &cells));
         for rs in &s.rs {
             let name = format!("  -> {}", rs.addr);
-            out.push_str(&stats_line(&name, &counter_cells(rs.stats, exact)));
+            out.push_str(&stats_line(&name, &number_cells(fields, of_rs(rs), exact)));
         }
     }
     out
@@ -138,10 +172,10 @@ fn stats_line(name: &str, cells: &[String]) -> String {
     line
 }
 
-fn counter_cells(c: Option<Counters>, exact: bool) -> Vec<String> {
+fn number_cells<T: Default>(fields: &[Field<T>], c: Option<T>, exact: bool) -> Vec<String> {
     let c = c.unwrap_or_default();
     let show = |n: u64| if exact { n.to_string() } else { scaled(n) };
-    Counters::FIELDS.iter().map(|f| show((f.get)(&c))).collect()
+    fields.iter().map(|f| show((f.get)(&c))).collect()
 }
 
 /// A counter in at most 8 characters, in the spirit of ipvsadm: exact below 10^8, otherwise
@@ -347,6 +381,12 @@ pub(crate) fn stats(s: &StatsInfo) -> String {
         out.push('\n');
         out.push_str(&table(&[("DROP REASON", Left), ("PACKETS", Right)], &drops));
     }
+    if let Some(t) = s.templates {
+        out.push_str(&format!(
+            "\npersistence templates: {} live of {}, {} connections found no free entry\n",
+            t.live, t.capacity, t.full
+        ));
+    }
     if !s.kni.is_empty() {
         out.push('\n');
         out.push_str(&twin_counters(&s.kni));
@@ -513,7 +553,7 @@ fn link_state(l: &LinkInfo) -> String {
 mod tests {
     use std::collections::BTreeMap;
 
-    use dpvs_api::{Forward, MacAddr, NeighKind, RsInfo, Sched, WorkerStats, samples};
+    use dpvs_api::{Forward, MacAddr, NeighKind, Sched, WorkerStats, samples};
 
     use super::*;
 
@@ -533,7 +573,10 @@ mod tests {
             forward: Forward::Dr,
             active_conns: 12,
             inactive_conns: 340,
+            upper: 0,
+            lower: 0,
             stats: None,
+            rates: None,
         });
         s.stats = Some(Counters {
             conns: 5,

@@ -131,9 +131,8 @@ fn mutation_sends_the_request_and_prints_nothing() {
     assert_eq!(stdout(&o), "");
     assert_eq!(stderr(&o), "");
     let rs = RsSpec {
-        addr: "192.168.10.11:8080".parse().unwrap(),
-        weight: 3,
         forward: Some(Forward::Dr),
+        ..RsSpec::new("192.168.10.11:8080".parse().unwrap(), 3)
     };
     assert_eq!(d.requests(), [Request::RsAdd { service: svc(), rs }]);
 }
@@ -215,11 +214,7 @@ fn partial_service_edit_keeps_the_other_field() {
         d.requests(),
         [
             Request::ServiceList { stats: false },
-            Request::ServiceEdit(ServiceSpec {
-                key: svc(),
-                sched: Sched::Wrr,
-                forward: Forward::Fnat
-            }),
+            Request::ServiceEdit(ServiceSpec::new(svc(), Sched::Wrr, Forward::Fnat)),
         ]
     );
     let o = d.ctl(&["service", "edit", "tcp:10.0.0.1:80", "--forward", "dr"]);

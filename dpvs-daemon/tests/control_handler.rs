@@ -20,6 +20,7 @@ use dpvs_api::{
     decode_response, encode_request,
 };
 use dpvs_core::drop::DropReason;
+use dpvs_core::engine::sched::{Cycle, Schedule};
 use dpvs_core::engine::stats::Stats;
 use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::engine::worker::{Command, Ctx, Event, Output, Worker, WorkerLimits};
@@ -46,6 +47,7 @@ fn control_from(mut state: ControlState) -> Control {
         commands: vec![],
         dataplane: Box::new(Detached),
         kernel: Default::default(),
+        rates: Default::default(),
     }
 }
 
@@ -75,18 +77,18 @@ fn refused(c: &mut Control, req: Request, needles: &[&str]) -> String {
 }
 
 fn spec(key: ServiceKey, sched: Sched) -> ServiceSpec {
-    ServiceSpec {
-        key,
-        sched,
-        forward: Forward::Fnat,
-    }
+    ServiceSpec::new(key, sched, Forward::Fnat)
 }
 
 fn rs_spec(ip: Ipv4Addr, port: u16, weight: u32) -> RsSpec {
-    RsSpec {
-        addr: sa(ip, port),
-        weight,
-        forward: None,
+    RsSpec::new(sa(ip, port), weight)
+}
+
+/// The pick cycle of an rr/wrr service.
+fn cycle(s: &Schedule) -> &Cycle {
+    match s {
+        Schedule::Cycle(c) => c,
+        other => panic!("not a cycle: {other:?}"),
     }
 }
 
@@ -145,11 +147,7 @@ fn service_add_edit_del() {
     );
     // Every mode is a service default; DR and TUN need nothing the service lacks yet.
     for forward in [Forward::Dr, Forward::Tun, Forward::Nat] {
-        let spec = ServiceSpec {
-            key: udp_svc(),
-            sched: Sched::Rr,
-            forward,
-        };
+        let spec = ServiceSpec::new(udp_svc(), Sched::Rr, forward);
         ok(&mut c, Request::ServiceAdd(spec));
         ok(&mut c, Request::ServiceDel { service: udp_svc() });
     }
@@ -228,7 +226,7 @@ fn real_server_add_edit_del() {
     assert_eq!(list[0].laddrs, vec![IpAddr::V4(LADDR)]);
     let snap = c.publisher.snapshot.load();
     let svc = snap.service(IpProto::TCP, VIP, VPORT_TCP).unwrap();
-    assert_eq!((svc.rs.len(), svc.schedule.cycle_len()), (2, 2));
+    assert_eq!((svc.rs.len(), cycle(&svc.schedule).cycle_len()), (2, 2));
     assert_eq!(svc.laddrs, vec![LADDR]);
 
     let add = |rs: RsSpec| Request::RsAdd {
@@ -325,7 +323,7 @@ fn real_server_add_edit_del() {
     assert_eq!(services(&mut c, false)[0].rs[0].weight, 0);
     let snap = c.publisher.snapshot.load();
     let svc = snap.service(IpProto::TCP, VIP, VPORT_TCP).unwrap();
-    assert_eq!(svc.schedule.table(), &[1], "only RS2 scheduled");
+    assert_eq!(cycle(&svc.schedule).table(), &[1], "only RS2 scheduled");
     refused(
         &mut c,
         Request::RsEdit {

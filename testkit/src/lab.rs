@@ -4,7 +4,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use dpvs_api::{Forward, Proto, Sched, ServiceKey};
+use dpvs_api::{Forward, Proto, RsSpec, Sched, ServiceKey, ServiceSpec};
 use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::packet::MacAddr;
 use dpvs_daemon::control::state::{ControlState, PortState};
@@ -108,11 +108,12 @@ pub fn lab_state(timeouts: Timeouts, resolved: &[Ipv4Addr]) -> ControlState {
             .expect("rs neigh");
     }
     for (key, rport) in [(tcp_svc(), RPORT_TCP), (udp_svc(), RPORT_UDP)] {
-        s.service_add(key, Sched::Rr, Forward::Fnat)
+        s.service_add(&ServiceSpec::new(key, Sched::Rr, Forward::Fnat))
             .expect("service add");
         s.laddr_add(&key, IpAddr::V4(LADDR)).expect("laddr add");
         for rs in [RS1, RS2] {
-            s.rs_add(&key, sa(rs, rport), 1, None).expect("rs add");
+            s.rs_add(&key, &RsSpec::new(sa(rs, rport), 1))
+                .expect("rs add");
         }
     }
     s

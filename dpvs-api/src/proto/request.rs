@@ -4,7 +4,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Forward, MacAddr, Sched, ServiceKey};
+use crate::{Forward, MacAddr, Persistence, Sched, SchedFlags, ServiceKey};
 
 /// What the client asks the daemon to do.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,6 +128,29 @@ pub struct ServiceSpec {
     pub sched: Sched,
     /// Forwarding mode of real servers that do not override it.
     pub forward: Forward,
+    /// Flags of the scheduler (`sh-port`, ...), checked against it.
+    #[serde(default, skip_serializing_if = "SchedFlags::is_empty")]
+    pub sched_flags: SchedFlags,
+    /// Present when the service is persistent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<Persistence>,
+    /// The Maglev lookup table's size (`mh` only; a prime, default 65,537).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mh_table_size: Option<u32>,
+}
+
+impl ServiceSpec {
+    /// A service with the given scheduler and mode, no flags, not persistent.
+    pub fn new(key: ServiceKey, sched: Sched, forward: Forward) -> ServiceSpec {
+        ServiceSpec {
+            key,
+            sched,
+            forward,
+            sched_flags: SchedFlags::default(),
+            persistence: None,
+            mh_table_size: None,
+        }
+    }
 }
 
 /// A real server's definition.
@@ -139,6 +162,26 @@ pub struct RsSpec {
     /// Per-server override of the service's forwarding mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forward: Option<Forward>,
+    /// Connection limits (ipvsadm's `-x`, `-y`): at `upper` connections (active + inactive)
+    /// the real server takes no new ones until it is below `lower` (default 3/4 of upper).
+    /// On add, absent means no limit; on edit, unchanged. `upper` 0 removes the limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lower: Option<u32>,
+}
+
+impl RsSpec {
+    /// A real server with no override and no limit.
+    pub fn new(addr: SocketAddr, weight: u32) -> RsSpec {
+        RsSpec {
+            addr,
+            weight,
+            forward: None,
+            upper: None,
+            lower: None,
+        }
+    }
 }
 
 /// A route: traffic to `prefix/prefix_len` leaves by `port`, to `via` if given (else the

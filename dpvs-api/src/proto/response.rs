@@ -5,8 +5,8 @@ use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
-use super::{Counters, RouteSpec, StatsInfo};
-use crate::{Forward, MacAddr, Proto, Sched, ServiceKey};
+use super::{Counters, Rates, RouteSpec, ServiceSpec, StatsInfo};
+use crate::{Forward, MacAddr, Persistence, Proto, Sched, SchedFlags, ServiceKey};
 
 /// The daemon's answer to a successful request.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +66,12 @@ pub struct ServiceInfo {
     pub key: ServiceKey,
     pub sched: Sched,
     pub forward: Forward,
+    #[serde(default, skip_serializing_if = "SchedFlags::is_empty")]
+    pub sched_flags: SchedFlags,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persistence: Option<Persistence>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mh_table_size: Option<u32>,
     #[serde(default)]
     pub laddrs: Vec<IpAddr>,
     #[serde(default)]
@@ -73,6 +79,22 @@ pub struct ServiceInfo {
     /// Present when the list was asked with `stats: true`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<Counters>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rates: Option<Rates>,
+}
+
+impl ServiceInfo {
+    /// The definition that would create the service as it is (its real servers aside).
+    pub fn spec(&self) -> ServiceSpec {
+        ServiceSpec {
+            key: self.key,
+            sched: self.sched,
+            forward: self.forward,
+            sched_flags: self.sched_flags,
+            persistence: self.persistence,
+            mh_table_size: self.mh_table_size,
+        }
+    }
 }
 
 /// A real server as listed.
@@ -86,8 +108,15 @@ pub struct RsInfo {
     pub active_conns: u64,
     /// Connections in any other state (ipvsadm's InActConn).
     pub inactive_conns: u64,
+    /// Connection limits (0: none), as `RsSpec`'s.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub upper: u32,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lower: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<Counters>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rates: Option<Rates>,
 }
 
 /// A FullNAT local address of a service.
@@ -184,4 +213,8 @@ pub struct LinkInfo {
     #[serde(default)]
     pub tx_errors: u64,
     pub rx_nombuf: u64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }

@@ -78,6 +78,18 @@ counter_set! {
 }
 
 counter_set! {
+    /// Rates of a service or real server, per second, smoothed as IPVS's estimator does
+    /// (sampled every 2 s); the columns are those of `ipvsadm -ln --rate`.
+    pub struct Rates {
+        cps => "CPS",
+        in_pps => "InPPS",
+        out_pps => "OutPPS",
+        in_bps => "InBPS",
+        out_bps => "OutBPS",
+    }
+}
+
+counter_set! {
     /// Packet and connection counters of one worker lcore, or (summed) of all of them; the
     /// columns are those of `dpvs-ctl stats`.
     pub struct WorkerCounters {
@@ -178,6 +190,19 @@ pub struct StatsInfo {
     /// The kernel twins' counters (as `kni list` gives them).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub kni: Vec<super::TwinInfo>,
+    /// Persistence templates, once a service is persistent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub templates: Option<TemplateStats>,
+}
+
+/// The persistence template table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TemplateStats {
+    pub capacity: u64,
+    /// Templates holding a client now.
+    pub live: u64,
+    /// New connections that found no free entry (scheduled without persistence).
+    pub full: u64,
 }
 
 impl StatsInfo {
@@ -196,6 +221,7 @@ impl StatsInfo {
             mbuf_in_use: 0,
             mbuf_capacity: 0,
             kni: Vec::new(),
+            templates: None,
         }
     }
 }

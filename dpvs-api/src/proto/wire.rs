@@ -188,7 +188,7 @@ mod tests {
 
     use super::*;
     use crate::proto::*;
-    use crate::{Forward, MacAddr, Sched, ServiceKey};
+    use crate::{Forward, MacAddr, Persistence, Sched, SchedFlags, ServiceKey};
 
     fn svc() -> ServiceKey {
         "tcp:10.0.0.100:80".parse().unwrap()
@@ -197,14 +197,21 @@ mod tests {
     fn all_requests() -> Vec<Request> {
         let ip: IpAddr = "192.168.10.200".parse().unwrap();
         let rs = RsSpec {
-            addr: "192.168.10.11:8080".parse().unwrap(),
-            weight: 3,
-            forward: None,
+            upper: Some(100),
+            lower: Some(50),
+            ..RsSpec::new("192.168.10.11:8080".parse().unwrap(), 3)
         };
         let spec = ServiceSpec {
-            key: svc(),
-            sched: Sched::Rr,
-            forward: Forward::Fnat,
+            sched_flags: SchedFlags {
+                fallback: true,
+                port: true,
+            },
+            persistence: Some(Persistence {
+                timeout: 300,
+                netmask: 24,
+            }),
+            mh_table_size: Some(65_537),
+            ..ServiceSpec::new(svc(), Sched::Mh, Forward::Fnat)
         };
         let route = RouteSpec {
             prefix: "192.168.10.0".parse().unwrap(),
@@ -297,11 +304,7 @@ mod tests {
     fn request_wire_shape() {
         let req = Request::RsAdd {
             service: svc(),
-            rs: RsSpec {
-                addr: "192.168.10.11:8080".parse().unwrap(),
-                weight: 3,
-                forward: None,
-            },
+            rs: RsSpec::new("192.168.10.11:8080".parse().unwrap(), 3),
         };
         assert_eq!(
             encode_request(&RequestEnvelope::new(req)),

@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
-use dpvs_api::{Forward, Proto, Sched, ServiceKey};
+use dpvs_api::{Forward, Proto, RsSpec, Sched, ServiceKey, ServiceSpec};
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::conn::{Conn, ConnFlags, ConnTable, Dir, Tuple};
 use dpvs_core::engine::neigh::NeighTable;
@@ -105,11 +105,15 @@ pub(crate) fn control_state(laddrs: u32, timeouts: Timeouts, tcp_forward: Forwar
             vip: ip(VIP),
             port: vport,
         };
-        cs.service_add(key, Sched::Rr, forward).unwrap();
+        cs.service_add(&ServiceSpec::new(key, Sched::Rr, forward))
+            .unwrap();
         for r in 0..RS_COUNT {
             let rs = Ipv4Addr::new(192, 168, 10, 11 + r);
-            cs.rs_add(&key, std::net::SocketAddr::new(ip(rs), rport), 1, None)
-                .unwrap();
+            cs.rs_add(
+                &key,
+                &RsSpec::new(std::net::SocketAddr::new(ip(rs), rport), 1),
+            )
+            .unwrap();
         }
         for k in 0..laddrs {
             cs.laddr_add(&key, ip(laddr(k))).unwrap();

@@ -90,6 +90,9 @@ bitflags::bitflags! {
         /// The modes whose replies bypass the balancer: such a connection is indexed under its
         /// inbound tuple only, and its TCP state follows the client's segments alone.
         const DIRECT = Self::DR.bits() | Self::TUN.bits();
+        /// Its service is persistent: the expiry sweep renews the client's template while the
+        /// connection lives.
+        const PERSISTENT = 16;
     }
 }
 
@@ -389,8 +392,15 @@ impl ConnTable {
     }
 
     /// Examines at most `budget` slab entries from where the last sweep stopped and removes the
-    /// expired connections, handing each to `on_expire`. Returns how many were removed.
-    pub fn sweep(&mut self, now_ms: u32, budget: usize, mut on_expire: impl FnMut(&Conn)) -> usize {
+    /// expired connections, handing each to `on_expire`; live connections flagged
+    /// [`ConnFlags::PERSISTENT`] are shown to `on_persistent`. Returns how many were removed.
+    pub fn sweep(
+        &mut self,
+        now_ms: u32,
+        budget: usize,
+        mut on_expire: impl FnMut(&Conn),
+        mut on_persistent: impl FnMut(&Conn),
+    ) -> usize {
         let mut removed = 0;
         for _ in 0..budget.min(self.slots.len()) {
             let pos = self.sweep_cursor;
@@ -404,6 +414,8 @@ impl ConnTable {
                 self.remove(ConnId(pos as u32));
                 on_expire(&c);
                 removed += 1;
+            } else if c.flags.contains(ConnFlags::PERSISTENT) && c.is_live() {
+                on_persistent(&c);
             }
         }
         removed
@@ -532,10 +544,10 @@ mod tests {
         }
         let mut seen = Vec::new();
         // A budget of 4 looks at 4 entries only.
-        assert!(t.sweep(200, 4, |c| seen.push(c.cip)) <= 4);
+        assert!(t.sweep(200, 4, |c| seen.push(c.cip), |_| {}) <= 4);
         let mut total = seen.len();
         for _ in 0..10 {
-            total += t.sweep(200, 4, |c| seen.push(c.cip));
+            total += t.sweep(200, 4, |c| seen.push(c.cip), |_| {});
         }
         assert_eq!(total, 5);
         assert_eq!(t.len(), 5);

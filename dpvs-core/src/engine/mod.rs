@@ -3,6 +3,7 @@ pub mod conn;
 pub mod hop;
 pub mod laddr;
 pub mod neigh;
+pub mod persist;
 pub mod route;
 pub mod sched;
 pub mod snapshot;

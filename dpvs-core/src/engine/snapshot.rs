@@ -3,10 +3,12 @@
 //! here (schedules, address kinds), so the fast path only reads.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
+use std::sync::Arc;
 
 use dpvs_api::{Forward, ServiceKey};
 use hashbrown::HashMap;
 
+use crate::engine::persist::Templates;
 use crate::engine::route::RouteTable;
 use crate::engine::sched::Schedule;
 use crate::engine::tcp_state::Timeouts;
@@ -46,6 +48,10 @@ pub struct RealServer {
     pub forward: Forward,
     /// Counter slot (`stats::Stats`), stable for the real server's life.
     pub slot: u32,
+    /// Connection limits (0: none): at `upper` connections the server takes no new ones until
+    /// it is below `lower`.
+    pub upper: u32,
+    pub lower: u32,
 }
 
 /// A virtual service.
@@ -55,10 +61,26 @@ pub struct Service {
     /// Counter slot, also the index of the worker's scheduler cursors for this service.
     pub slot: u32,
     pub forward: Forward,
-    pub schedule: Schedule,
+    /// Shared with the snapshots before it while the scheduler and real servers stay the same
+    /// (a Maglev table is built once, not at every publication).
+    pub schedule: Arc<Schedule>,
     pub rs: Vec<RealServer>,
+    /// Real server counter slot → index in `rs` (what a persistence template names).
+    pub rs_by_slot: HashMap<u32, u16>,
     /// FullNAT local addresses, used round-robin.
     pub laddrs: Vec<Ipv4Addr>,
+    pub persistence: Option<Persistence>,
+    /// Picks need the worker's view of the real servers' connections: the scheduler balances
+    /// by them, or some real server has a connection limit.
+    pub needs_load: bool,
+}
+
+/// A persistent service's templates: keyed by the client address under `mask`, holding for
+/// `timeout_ms` after the last use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Persistence {
+    pub timeout_ms: u64,
+    pub mask: u32,
 }
 
 /// Service lookup key: (IP protocol, VIP, port).
@@ -74,6 +96,10 @@ pub struct Snapshot {
     pub local: HashMap<u32, LocalAddr>,
     pub services: Vec<Service>,
     pub service_index: HashMap<ServiceIndexKey, u32>,
+    /// Service counter slot → index in `services`.
+    pub slot_index: HashMap<u32, u32>,
+    /// The persistence templates, shared by every snapshot and every worker.
+    pub templates: Arc<Templates>,
     pub routes: RouteTable,
     pub timeouts: Timeouts,
 }
@@ -92,6 +118,12 @@ impl Snapshot {
     #[inline]
     pub fn service(&self, proto: IpProto, vip: Ipv4Addr, port: u16) -> Option<&Service> {
         let i = *self.service_index.get(&(proto, vip.to_bits(), port))?;
+        self.services.get(i as usize)
+    }
+
+    /// The service whose counter slot is `slot`.
+    pub fn service_by_slot(&self, slot: u32) -> Option<&Service> {
+        let i = *self.slot_index.get(&slot)?;
         self.services.get(i as usize)
     }
 

@@ -46,6 +46,9 @@ pub struct WorkerCounters {
     /// Packets received from other workers' rings.
     pub ring_in: Counter,
     pub conns_created: Counter,
+    /// New connections of a persistent service that found no free template entry (scheduled
+    /// without persistence).
+    pub templates_full: Counter,
     /// Gauge: connections in this worker's table.
     pub conns_active: Counter,
     /// TSC cycles of loop iterations that carried packets, and the packets they carried.

@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 
-use dpvs_api::{Forward, Proto, Sched, ServiceKey};
+use dpvs_api::{Forward, Proto, RsSpec, Sched, ServiceKey, ServiceSpec};
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::packet::tcp::{ACK, FIN, PSH, SYN};
@@ -20,8 +20,10 @@ fn direct_rig(forward: Forward, port: u16) -> (Rig<VecFrame>, ServiceKey) {
         port,
     };
     let mut state = lab_state(Timeouts::default(), &[RS1, RS2]);
-    state.service_add(key, Sched::Rr, forward).unwrap();
-    state.rs_add(&key, sa(RS1, port), 1, None).unwrap();
+    state
+        .service_add(&ServiceSpec::new(key, Sched::Rr, forward))
+        .unwrap();
+    state.rs_add(&key, &RsSpec::new(sa(RS1, port), 1)).unwrap();
     (Rig::new(state, limits(4096)), key)
 }
 

@@ -16,6 +16,7 @@ mod kernel;
 mod local;
 mod nat;
 mod next_hop;
+mod schedulers;
 mod scheduling;
 mod steering;
 mod udp;

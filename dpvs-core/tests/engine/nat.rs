@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, SocketAddrV4};
 
-use dpvs_api::{Forward, Proto, Sched, ServiceKey};
+use dpvs_api::{Forward, Proto, RsSpec, Sched, ServiceKey, ServiceSpec};
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::packet::VecFrame;
@@ -23,10 +23,10 @@ fn nat_svc() -> ServiceKey {
 fn nat_rig() -> Rig<VecFrame> {
     let mut state = lab_state(Timeouts::default(), &[RS1, RS2]);
     state
-        .service_add(nat_svc(), Sched::Rr, Forward::Nat)
+        .service_add(&ServiceSpec::new(nat_svc(), Sched::Rr, Forward::Nat))
         .unwrap();
     state
-        .rs_add(&nat_svc(), sa(RS1, RPORT_TCP), 1, None)
+        .rs_add(&nat_svc(), &RsSpec::new(sa(RS1, RPORT_TCP), 1))
         .unwrap();
     Rig::new(state, limits(4096))
 }
@@ -98,10 +98,10 @@ fn nat_reply_tuple_clash_is_counted() {
         ..nat_svc()
     };
     rig.state
-        .service_add(other, Sched::Rr, Forward::Nat)
+        .service_add(&ServiceSpec::new(other, Sched::Rr, Forward::Nat))
         .unwrap();
     rig.state
-        .rs_add(&other, sa(RS1, RPORT_TCP), 1, None)
+        .rs_add(&other, &RsSpec::new(sa(RS1, RPORT_TCP), 1))
         .unwrap();
     rig.republish();
     let client = SocketAddrV4::new(CLIENT, 40000);

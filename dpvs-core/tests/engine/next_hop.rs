@@ -2,6 +2,7 @@
 
 use std::net::Ipv4Addr;
 
+use dpvs_api::RsSpec;
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::packet::tcp::SYN;
@@ -129,9 +130,7 @@ fn arp_retries_are_sent_for_every_unresolved_hop() {
         state
             .rs_add(
                 &tcp_svc(),
-                sa(Ipv4Addr::new(192, 168, 10, last), RPORT_TCP),
-                1,
-                None,
+                &RsSpec::new(sa(Ipv4Addr::new(192, 168, 10, last), RPORT_TCP), 1),
             )
             .unwrap();
     }

@@ -3,6 +3,7 @@
 
 use std::net::Ipv4Addr;
 
+use dpvs_api::RsSpec;
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::tcp_state::TcpState;
 use dpvs_core::packet::tcp::{ACK, FIN, SYN};
@@ -76,7 +77,7 @@ fn a_new_syn_on_a_cut_connection_is_a_new_connection() {
     };
     assert_eq!(rig.cut_rs(rs_slot), 2, "both connections to RS1 cut");
     rig.state.release(cut);
-    rig.state.rs_add(&tcp_svc(), rs1, 1, None).unwrap();
+    rig.state.rs_add(&tcp_svc(), &RsSpec::new(rs1, 1)).unwrap();
     rig.republish();
     let created = rig.counters().conns_created.get();
 
@@ -123,7 +124,7 @@ fn rr_alternates_and_weight_zero_drains() {
 
     // Drain RS1.
     rig.state
-        .rs_edit(&tcp_svc(), sa(RS1, RPORT_TCP), 0, None)
+        .rs_edit(&tcp_svc(), &RsSpec::new(sa(RS1, RPORT_TCP), 0))
         .unwrap();
     assert!(rig.republish().is_empty());
     for cport in 30000..30020u16 {
@@ -144,7 +145,7 @@ fn rr_alternates_and_weight_zero_drains() {
 
     // Every real server drained: a new SYN is refused.
     rig.state
-        .rs_edit(&tcp_svc(), sa(RS2, RPORT_TCP), 0, None)
+        .rs_edit(&tcp_svc(), &RsSpec::new(sa(RS2, RPORT_TCP), 0))
         .unwrap();
     rig.republish();
     assert!(rig.send(0, &client_tcp(31000, SYN, 1, 0, b"")).is_empty());

@@ -15,6 +15,7 @@
 //! | `[[neigh]] addr, mac, port` | static neighbours |
 //! | `[timeouts]` | per-state connection timeouts in seconds (LVS defaults) |
 //! | `[conn] max_per_worker` | connection table capacity per worker |
+//! | `[conn] templates` | persistence templates (shared by the workers) |
 //! | `[[service]] proto, vip, port, sched, forward, laddrs` + `[[service.rs]] addr, weight, forward` | virtual services |
 //! | `[control] ipc, instance` | control socket and instance name |
 //! | `[kni] exclusive` | the kernel bridge: remove kernel-side addresses it did not add |
@@ -34,7 +35,9 @@ mod tests;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use dpvs_api::{Forward, MacAddr, RouteSpec, RsSpec, Sched, ServiceKey, ServiceSpec};
+use dpvs_api::{
+    Forward, MacAddr, Persistence, RouteSpec, RsSpec, Sched, SchedFlags, ServiceKey, ServiceSpec,
+};
 
 pub use error::ConfigError;
 
@@ -44,6 +47,9 @@ pub const MAX_WORKERS: usize = 64;
 pub const DEFAULT_DESC: u16 = 1024;
 /// Default connection table capacity per worker.
 pub const DEFAULT_MAX_CONNS_PER_WORKER: u32 = 1 << 20;
+/// Persistence templates when `[conn] templates` is not given (16 MiB, made with the first
+/// persistent service).
+pub const DEFAULT_TEMPLATES: usize = 1 << 20;
 /// Default control socket.
 pub const DEFAULT_IPC: &str = "/run/dpvs/dpvs.sock";
 /// Default instance name (single-instance lock, kernel-side names).
@@ -62,6 +68,9 @@ pub struct Config {
     pub timeouts: Timeouts,
     /// Connection table capacity per worker.
     pub max_conns_per_worker: u32,
+    /// Persistence templates, shared by the workers (allocated with the first persistent
+    /// service).
+    pub templates: usize,
     pub services: Vec<ServiceConfig>,
     pub control: ControlConfig,
     pub kni: KniConfig,
@@ -143,6 +152,9 @@ pub use dpvs_core::engine::tcp_state::Timeouts;
 pub struct ServiceConfig {
     pub key: ServiceKey,
     pub sched: Sched,
+    pub sched_flags: SchedFlags,
+    pub persistence: Option<Persistence>,
+    pub mh_table_size: Option<u32>,
     /// Default forwarding mode of its real servers.
     pub forward: Forward,
     /// FullNAT local addresses (each one of the `[[address]]` addresses).
@@ -157,6 +169,9 @@ impl ServiceConfig {
             key: self.key,
             sched: self.sched,
             forward: self.forward,
+            sched_flags: self.sched_flags,
+            persistence: self.persistence,
+            mh_table_size: self.mh_table_size,
         }
     }
 }

@@ -105,6 +105,7 @@ pub(super) struct RawTimeouts {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawConn {
     pub max_per_worker: Option<i64>,
+    pub templates: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -114,6 +115,11 @@ pub(super) struct RawService {
     pub vip: Option<String>,
     pub port: Option<i64>,
     pub sched: Option<String>,
+    #[serde(default)]
+    pub sched_flags: Vec<String>,
+    pub persistent: Option<i64>,
+    pub netmask: Option<RawNetmask>,
+    pub mh_table_size: Option<i64>,
     pub forward: Option<String>,
     #[serde(default)]
     pub laddrs: Vec<String>,
@@ -127,6 +133,16 @@ pub(super) struct RawRs {
     pub addr: Option<String>,
     pub weight: Option<i64>,
     pub forward: Option<String>,
+    pub upper: Option<i64>,
+    pub lower: Option<i64>,
+}
+
+/// A netmask as `"255.255.255.0"`, `"/24"` or `24`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum RawNetmask {
+    Text(String),
+    Len(i64),
 }
 
 #[derive(Debug, Default, Deserialize)]

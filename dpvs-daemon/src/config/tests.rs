@@ -186,21 +186,20 @@ fn full_config_is_parsed() {
     assert_eq!(
         web.rs,
         [
+            RsSpec::new("192.168.10.11:8080".parse().unwrap(), 1),
             RsSpec {
-                addr: "192.168.10.11:8080".parse().unwrap(),
-                weight: 1,
-                forward: None
-            },
-            RsSpec {
-                addr: "192.168.10.12:8080".parse().unwrap(),
-                weight: 0,
-                forward: Some(Forward::Fnat)
+                forward: Some(Forward::Fnat),
+                ..RsSpec::new("192.168.10.12:8080".parse().unwrap(), 0)
             },
         ]
     );
     let dns = &c.services[1];
     assert_eq!(dns.key.proto, Proto::Udp);
-    assert_eq!((dns.sched, dns.forward), (Sched::Wrr, Forward::Dr));
+    assert_eq!(
+        (dns.sched, dns.forward),
+        (Sched::Wlc, Forward::Dr),
+        "wlc by default, as ipvsadm"
+    );
     assert_eq!(dns.rs[0].weight, 1);
     assert_eq!(dns.spec().forward, Forward::Dr);
     assert_eq!(c.control.ipc, Path::new("/tmp/dpvs-test.sock"));
@@ -421,8 +420,8 @@ fn service_errors() {
         "service[0].proto: unknown protocol \"sctp\" (expected tcp or udp)"
     );
     assert_eq!(
-        err(&service("sched = \"lc\"", good_rs)),
-        "service[0].sched: unknown scheduler \"lc\" (supported: rr, wrr)"
+        err(&service("sched = \"lblc\"", good_rs)),
+        "service[0].sched: unknown scheduler \"lblc\" (supported: rr, wrr, wlc, lc, sh, mh, conhash, fo)"
     );
     assert_eq!(
         err(&service("forward = \"masq\"", good_rs)),

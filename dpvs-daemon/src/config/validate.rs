@@ -7,16 +7,20 @@ use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
-use dpvs_api::{Forward, MacAddr, RouteSpec, RsSpec, ServiceKey, host_bits_set, parse_prefix};
+use dpvs_api::sched::MAX_PERSISTENT;
+use dpvs_api::{
+    Forward, MacAddr, Persistence, RouteSpec, RsSpec, Sched, SchedFlags, ServiceKey,
+    check_mh_table_size, host_bits_set, parse_netmask, parse_prefix,
+};
 
 use super::raw::{
-    RawAddress, RawConfig, RawControl, RawNeigh, RawPort, RawRoute, RawRs, RawService, RawTimeouts,
-    RawWorkers,
+    RawAddress, RawConfig, RawControl, RawNeigh, RawNetmask, RawPort, RawRoute, RawRs, RawService,
+    RawTimeouts, RawWorkers,
 };
 use super::{
     AddressConfig, Config, ConfigError, ControlConfig, DEFAULT_DESC, DEFAULT_INSTANCE, DEFAULT_IPC,
-    DEFAULT_MAX_CONNS_PER_WORKER, MAX_WORKERS, NeighConfig, PortConfig, ServiceConfig, Timeouts,
-    Workers,
+    DEFAULT_MAX_CONNS_PER_WORKER, DEFAULT_TEMPLATES, MAX_WORKERS, NeighConfig, PortConfig,
+    ServiceConfig, Timeouts, Workers,
 };
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -45,6 +49,10 @@ pub(super) fn config(raw: RawConfig) -> Result<Config> {
         max_conns_per_worker: match raw.conn.max_per_worker {
             None => DEFAULT_MAX_CONNS_PER_WORKER,
             Some(n) => int_in("conn.max_per_worker", n, 1..=MAX_CONNS)?,
+        },
+        templates: match raw.conn.templates {
+            None => DEFAULT_TEMPLATES,
+            Some(n) => int_in("conn.templates", n, 16..=MAX_CONNS)?,
         },
         services: services(&raw.service, &addresses)?,
         control: control(&raw.control)?,
@@ -303,10 +311,25 @@ fn service(i: usize, s: &RawService, addresses: &[AddressConfig]) -> Result<Serv
         return Err(ConfigError::invalid(k("port"), "must not be 0"));
     }
     let port: u16 = int_in(&k("port"), port, 1..=65535)?;
-    let sched = s
+    let sched: Sched = s
         .sched
         .as_deref()
         .map(|v| parse_with(&k("sched"), v))
+        .transpose()?
+        .unwrap_or_default();
+    let sched_flags = SchedFlags::parse(sched, &s.sched_flags.join(","))
+        .map_err(|e| ConfigError::invalid(k("sched_flags"), e))?;
+    let persistence = persistence(i, s)?;
+    let mh_table_size = s
+        .mh_table_size
+        .map(|m| {
+            if sched != Sched::Mh {
+                let problem = format!("is for scheduler mh, not {sched}");
+                return Err(ConfigError::invalid(k("mh_table_size"), problem));
+            }
+            let m = int_in(&k("mh_table_size"), m, 0..=i64::from(u32::MAX))?;
+            check_mh_table_size(m).map_err(|e| ConfigError::invalid(k("mh_table_size"), e))
+        })
         .transpose()?;
     let forward = s
         .forward
@@ -324,11 +347,41 @@ fn service(i: usize, s: &RawService, addresses: &[AddressConfig]) -> Result<Serv
     }
     Ok(ServiceConfig {
         key: ServiceKey { proto, vip, port },
-        sched: sched.unwrap_or_default(),
+        sched,
+        sched_flags,
+        persistence,
+        mh_table_size,
         forward,
         laddrs,
         rs,
     })
+}
+
+/// `persistent = SECS` with an optional `netmask`.
+fn persistence(i: usize, s: &RawService) -> Result<Option<Persistence>> {
+    let k = |field: &str| format!("service[{i}].{field}");
+    let netmask = s
+        .netmask
+        .as_ref()
+        .map(|m| match m {
+            RawNetmask::Text(t) => parse_netmask(t),
+            RawNetmask::Len(n) => parse_netmask(&n.to_string()),
+        })
+        .transpose()
+        .map_err(|e| ConfigError::invalid(k("netmask"), e))?;
+    let Some(timeout) = s.persistent else {
+        if netmask.is_some() {
+            return Err(ConfigError::invalid(
+                k("netmask"),
+                "applies to a persistent service only (set persistent = SECS)",
+            ));
+        }
+        return Ok(None);
+    };
+    let timeout = int_in(&k("persistent"), timeout, 1..=i64::from(MAX_PERSISTENT))?;
+    Persistence::new(timeout, netmask.unwrap_or(32))
+        .map(Some)
+        .map_err(|e| ConfigError::invalid(k("persistent"), e))
 }
 
 /// Local addresses must be the daemon's own, or nobody answers ARP for the replies.
@@ -365,10 +418,24 @@ fn real_servers(i: usize, raw: &[RawRs]) -> Result<Vec<RsSpec>> {
             .as_deref()
             .map(|v| parse_with(&k("forward"), v))
             .transpose()?;
+        let limit = |field: &str, v: Option<i64>| {
+            v.map(|n| int_in(&k(field), n, 0..=i64::from(u32::MAX)))
+                .transpose()
+        };
+        let (upper, lower) = (limit("upper", r.upper)?, limit("lower", r.lower)?);
+        if let (Some(u), Some(l)) = (upper, lower)
+            && u > 0
+            && l > u
+        {
+            let problem = format!("lower threshold {l} is above upper threshold {u}");
+            return Err(ConfigError::invalid(k("lower"), problem));
+        }
         out.push(RsSpec {
             addr,
             weight,
             forward,
+            upper,
+            lower,
         });
     }
     Ok(out)

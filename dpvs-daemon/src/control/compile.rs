@@ -4,13 +4,18 @@
 //! generation, which is how a worker's next-hop cache knows it must empty itself.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use hashbrown::HashMap;
 
 use crate::control::state::{ControlState, ServiceState};
+use dpvs_api::{Sched, SchedFlags};
 use dpvs_core::engine::neigh::{NeighEntry, NeighTable};
-use dpvs_core::engine::sched::Schedule;
-use dpvs_core::engine::snapshot::{LocalAddr, PortConf, RealServer, Service, Snapshot};
+use dpvs_core::engine::persist::Templates;
+use dpvs_core::engine::sched::{Schedule, Server};
+use dpvs_core::engine::snapshot::{
+    LocalAddr, Persistence, PortConf, RealServer, Service, Snapshot,
+};
 use dpvs_core::packet::ipv4::IpProto;
 
 impl ControlState {
@@ -64,13 +69,21 @@ impl ControlState {
         }
         let mut services = Vec::new();
         let mut service_index = HashMap::new();
+        let mut slot_index = HashMap::new();
+        let mut cache = ScheduleCache::new();
         for s in &self.services {
             let IpAddr::V4(vip) = s.key.vip else { continue };
-            service_index.insert(
-                (IpProto::from(s.key.proto), vip.to_bits(), s.key.port),
-                services.len() as u32,
-            );
-            services.push(service(s));
+            let at = services.len() as u32;
+            service_index.insert((IpProto::from(s.key.proto), vip.to_bits(), s.key.port), at);
+            slot_index.insert(s.slot, at);
+            let (svc, inputs) = service(s, &self.schedules);
+            cache.insert(s.slot, (inputs, Arc::clone(&svc.schedule)));
+            services.push(svc);
+        }
+        self.schedules = cache;
+        if services.iter().any(|s| s.persistence.is_some()) && self.templates.capacity() < 2 {
+            // The first persistent service: the shared table is made now, once.
+            self.templates = Arc::new(Templates::new(self.templates_capacity));
         }
         Snapshot {
             generation: self.generation,
@@ -78,6 +91,8 @@ impl ControlState {
             local,
             services,
             service_index,
+            slot_index,
+            templates: Arc::clone(&self.templates),
             routes: self.route_table(),
             timeouts: self.timeouts,
         }
@@ -102,15 +117,50 @@ impl ControlState {
     }
 }
 
-/// A service as a worker schedules it: the real servers' modes resolved and the schedule
-/// precomputed from their weights.
-fn service(s: &ServiceState) -> Service {
-    let weights: Vec<u32> = s.rs.iter().map(|r| r.weight).collect();
-    Service {
+/// What a service's compiled schedule is made from: when none of it changed, the schedule of
+/// the previous snapshot is shared instead of built again (a Maglev table takes milliseconds).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct ScheduleInputs {
+    sched: Sched,
+    flags: SchedFlags,
+    mh_table_size: u32,
+    servers: Vec<Server>,
+}
+
+/// The schedules of the last snapshot, by service slot.
+pub(super) type ScheduleCache = HashMap<u32, (ScheduleInputs, Arc<Schedule>)>;
+
+/// A service as a worker schedules it: the real servers' modes and limits resolved, the
+/// schedule compiled (or shared from `cache`).
+fn service(s: &ServiceState, cache: &ScheduleCache) -> (Service, ScheduleInputs) {
+    let inputs = ScheduleInputs {
+        sched: s.sched,
+        flags: s.sched_flags,
+        mh_table_size: s.mh_table_size,
+        servers: s
+            .rs
+            .iter()
+            .map(|r| Server {
+                addr: r.addr,
+                weight: r.weight,
+            })
+            .collect(),
+    };
+    let schedule = match cache.get(&s.slot) {
+        Some((old, sched)) if *old == inputs => Arc::clone(sched),
+        _ => Arc::new(Schedule::new(
+            s.sched,
+            s.sched_flags,
+            s.mh_table_size,
+            &inputs.servers,
+        )),
+    };
+    let needs_load = schedule.by_load() || s.rs.iter().any(|r| r.upper > 0);
+    let service = Service {
         key: s.key,
         slot: s.slot,
         forward: s.forward,
-        schedule: Schedule::new(s.sched, &weights),
+        schedule,
         rs: s
             .rs
             .iter()
@@ -119,8 +169,22 @@ fn service(s: &ServiceState) -> Service {
                 weight: r.weight,
                 forward: r.forward.unwrap_or(s.forward),
                 slot: r.slot,
+                upper: r.upper,
+                lower: r.effective_lower(),
             })
             .collect(),
+        rs_by_slot: s
+            .rs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.slot, i as u16))
+            .collect(),
         laddrs: s.laddrs.clone(),
-    }
+        persistence: s.persistence.map(|p| Persistence {
+            timeout_ms: u64::from(p.timeout) * 1000,
+            mask: p.mask().to_bits(),
+        }),
+        needs_load,
+    };
+    (service, inputs)
 }

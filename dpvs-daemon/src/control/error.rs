@@ -54,6 +54,19 @@ pub enum ControlError {
     RealServerPortZero(SocketAddrV4),
     #[error("real server {rs}: weight {weight} above 65535")]
     WeightTooHigh { rs: SocketAddrV4, weight: u32 },
+    /// Limits that could never be left: the lower one above the upper one.
+    #[error("real server {rs}: lower threshold {lower} is above upper threshold {upper}")]
+    LimitsInverted {
+        rs: SocketAddrV4,
+        upper: u32,
+        lower: u32,
+    },
+    /// Scheduler flags, persistence or Maglev size that do not fit the service's scheduler.
+    #[error("service {service}: {problem}")]
+    Scheduler {
+        service: ServiceKey,
+        problem: String,
+    },
     /// Its share of connections would come back to the balancer.
     #[error("real server {rs}: {} is {ours}; a real server must be another host", .rs.ip())]
     RealServerIsOurs { rs: SocketAddrV4, ours: OwnAddress },

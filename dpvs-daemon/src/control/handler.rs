@@ -8,11 +8,12 @@ use std::time::Duration;
 use crossbeam_channel::{Sender, bounded};
 use dpvs_api::{
     AddrInfo, ConnInfo, Counters, LaddrInfo, LinkInfo, MacAddr as ApiMac, NeighInfo, NeighKind,
-    Proto, Request, Response, RouteSpec, RsInfo, ServiceInfo, StatsInfo, WorkerCounters,
-    WorkerStats,
+    Proto, Request, Response, RouteSpec, RsInfo, Sched, ServiceInfo, StatsInfo, TemplateStats,
+    WorkerCounters, WorkerStats,
 };
 
 use crate::control::publish::Publisher;
+use crate::control::rates::RateEstimator;
 use crate::control::state::{ControlState, Cut};
 use crate::control::twins::KernelSide;
 use dpvs_core::drop::DropReason;
@@ -33,6 +34,8 @@ pub trait Dataplane: Send {
     fn mbufs(&self) -> (u64, u64);
     /// The EAL lcore of a worker.
     fn worker_lcore(&self, worker: u16) -> u32;
+    /// The workers' engine time (milliseconds), which persistence templates' deadlines count.
+    fn engine_ms(&self) -> u64;
 }
 
 /// The control plane.
@@ -44,6 +47,8 @@ pub struct Control {
     pub dataplane: Box<dyn Dataplane>,
     /// The kernel bridge: the twins and the guard of their kernel-side configuration.
     pub kernel: KernelSide,
+    /// Rates of the services and real servers (`service list --rate`).
+    pub rates: RateEstimator,
 }
 
 impl Control {
@@ -95,10 +100,10 @@ impl Control {
     fn change(&mut self, req: Request) -> Result<(), String> {
         let s = &mut self.state;
         let result = match req {
-            Request::ServiceAdd(spec) => s.service_add(spec.key, spec.sched, spec.forward),
-            Request::ServiceEdit(spec) => s.service_edit(spec.key, spec.sched, spec.forward),
-            Request::RsAdd { service, rs } => s.rs_add(&service, rs.addr, rs.weight, rs.forward),
-            Request::RsEdit { service, rs } => s.rs_edit(&service, rs.addr, rs.weight, rs.forward),
+            Request::ServiceAdd(spec) => s.service_add(&spec),
+            Request::ServiceEdit(spec) => s.service_edit(&spec),
+            Request::RsAdd { service, rs } => s.rs_add(&service, &rs),
+            Request::RsEdit { service, rs } => s.rs_edit(&service, &rs),
             Request::LaddrAdd {
                 service,
                 addr,
@@ -194,6 +199,9 @@ impl Control {
             .map(|s| ServiceInfo {
                 key: s.key,
                 sched: s.sched,
+                sched_flags: s.sched_flags,
+                persistence: s.persistence,
+                mh_table_size: (s.sched == Sched::Mh).then_some(s.mh_table_size),
                 forward: s.forward,
                 laddrs: s.laddrs.iter().map(|a| IpAddr::V4(*a)).collect(),
                 rs: s
@@ -207,11 +215,15 @@ impl Control {
                             forward: r.forward.unwrap_or(s.forward),
                             active_conns: t.active,
                             inactive_conns: t.inactive,
+                            upper: r.upper,
+                            lower: r.effective_lower(),
                             stats: with_stats.then(|| counters(&t)),
+                            rates: with_stats.then(|| self.rates.get(r.slot)),
                         }
                     })
                     .collect(),
                 stats: with_stats.then(|| counters(&self.stats.slot_totals(s.slot))),
+                rates: with_stats.then(|| self.rates.get(s.slot)),
             })
             .collect()
     }
@@ -347,7 +359,35 @@ impl Control {
         let mut info = StatsInfo::from_workers(workers);
         (info.mbuf_in_use, info.mbuf_capacity) = self.dataplane.mbufs();
         info.kni = self.twins();
+        info.templates = self.template_stats();
         info
+    }
+
+    /// The persistence templates' use, once there is a table.
+    fn template_stats(&self) -> Option<TemplateStats> {
+        let t = self.state.templates();
+        if t.capacity() < 2 {
+            return None;
+        }
+        let full = (0..self.stats.workers())
+            .map(|w| self.stats.worker(w).templates_full.get())
+            .sum();
+        Some(TemplateStats {
+            capacity: t.capacity() as u64,
+            live: t.live(self.dataplane.engine_ms()).count() as u64,
+            full,
+        })
+    }
+
+    /// Samples the counters for the rate estimates when an interval has passed (the event
+    /// thread calls this a few times a second).
+    pub fn tick_rates(&mut self, now: std::time::Instant) {
+        let slots = self
+            .state
+            .services
+            .iter()
+            .flat_map(|s| s.rs.iter().map(|r| r.slot).chain([s.slot]));
+        self.rates.tick(now, slots, &self.stats);
     }
 }
 
@@ -390,5 +430,8 @@ impl Dataplane for Detached {
     }
     fn worker_lcore(&self, worker: u16) -> u32 {
         u32::from(worker) + 1
+    }
+    fn engine_ms(&self) -> u64 {
+        0
     }
 }

@@ -5,6 +5,7 @@ mod compile;
 pub mod error;
 pub mod handler;
 pub mod publish;
+pub mod rates;
 pub mod server;
 mod slots;
 pub mod state;

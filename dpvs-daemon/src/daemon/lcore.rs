@@ -10,7 +10,7 @@ use dpvs_core::drop::DropReason;
 use dpvs_core::engine::stats::{Stats, WorkerCounters};
 use dpvs_core::engine::worker::{BURST, Command, Ctx, Event, Output, Worker, steer};
 use dpvs_core::packet::Frame;
-use dpvs_dpdk::{Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, rdtsc};
+use dpvs_dpdk::{Eal, Mbuf, Mempool, RingConsumer, RingProducer, RxQueue, TxQueue, rdtsc};
 
 /// The most connection-table entries a worker examines for expiry in one loop iteration.
 const SWEEP_BUDGET: usize = 64;
@@ -152,6 +152,35 @@ impl Output<Mbuf> for TxPorts {
     }
 }
 
+/// The engine's clock: milliseconds since one TSC reading, the same for every worker and the
+/// control plane, so that the deadlines of persistence templates, which the workers share,
+/// mean the same to all of them.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct EngineClock {
+    origin: u64,
+    pub(super) cycles_per_ms: u64,
+}
+
+impl EngineClock {
+    /// Starts now.
+    pub(super) fn start(eal: &Eal) -> EngineClock {
+        EngineClock {
+            origin: rdtsc(),
+            cycles_per_ms: (eal.tsc_hz() / 1000).max(1),
+        }
+    }
+
+    /// Engine time at TSC reading `tsc`.
+    #[inline]
+    pub(super) fn ms_at(&self, tsc: u64) -> u64 {
+        tsc.saturating_sub(self.origin) / self.cycles_per_ms
+    }
+
+    pub(super) fn now_ms(&self) -> u64 {
+        self.ms_at(rdtsc())
+    }
+}
+
 /// Everything a worker lcore owns.
 pub(super) struct Lcore {
     pub worker: Worker<Mbuf>,
@@ -172,8 +201,7 @@ pub(super) struct Lcore {
     pub stop: Arc<AtomicBool>,
     /// Counts the workers that entered their loop (the control socket waits for all).
     pub running: Arc<AtomicUsize>,
-    /// TSC cycles per millisecond, for the engine clock.
-    pub cycles_per_ms: u64,
+    pub clock: EngineClock,
 }
 
 impl Lcore {
@@ -186,12 +214,11 @@ impl Lcore {
         let mut staged: Vec<Vec<Mbuf>> = (0..self.workers)
             .map(|_| Vec::with_capacity(BURST))
             .collect();
-        let start = rdtsc();
-        let mut sweep = SweepPacer::new(start);
+        let mut sweep = SweepPacer::new(rdtsc());
         self.running.fetch_add(1, Ordering::SeqCst);
         while !self.stop.load(Ordering::Relaxed) {
             let t0 = rdtsc();
-            let now_ms = (t0 - start) / self.cycles_per_ms.max(1);
+            let now_ms = self.clock.ms_at(t0);
             let Readers { snapshot, neigh } = &mut self.readers;
             let ctx = Ctx {
                 snap: snapshot.load(),
@@ -258,7 +285,7 @@ impl Lcore {
             }
             self.tx.flush();
             // The iteration's start time is close enough for the pace: no extra TSC read.
-            let budget = sweep.budget(t0, self.worker.conns().capacity(), self.cycles_per_ms);
+            let budget = sweep.budget(t0, self.worker.conns().capacity(), self.clock.cycles_per_ms);
             self.worker.housekeeping(&ctx, budget, &mut self.tx);
             while let Ok(cmd) = self.commands.try_recv() {
                 self.worker.serve(&ctx, cmd);

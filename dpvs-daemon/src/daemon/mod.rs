@@ -28,7 +28,7 @@ use dpvs_core::engine::worker::{Command, Event, Worker, WorkerLimits};
 use dpvs_core::packet::MacAddr;
 use dpvs_dpdk::{Eal, Launched, Mempool, Ring, RingConsumer, RingProducer, launch};
 
-use lcore::{Lcore, RxPort, TxPorts};
+use lcore::{EngineClock, Lcore, RxPort, TxPorts};
 use ports::{DpdkDataplane, OpenPort};
 use shuttle::Shuttle;
 
@@ -101,7 +101,8 @@ pub fn run(args: Args) -> Result<(), String> {
     let mut shuttle = bridge.shuttle;
     let lcores = &worker_lcores[..workers];
     let stats = Arc::new(Stats::new(workers, STAT_SLOTS));
-    let (control, ends) = build_control(&cfg, ports, pool, lcores, Arc::clone(&stats))?;
+    let clock = EngineClock::start(&eal);
+    let (control, ends) = build_control(&cfg, (ports, pool, clock), lcores, Arc::clone(&stats))?;
     let control = Arc::new(Mutex::new(Control {
         kernel: bridge.control,
         ..control
@@ -111,7 +112,7 @@ pub fn run(args: Args) -> Result<(), String> {
         &eal,
         &cfg,
         queues.into_iter().zip(bridge.workers).collect(),
-        pool,
+        (pool, clock),
         lcores,
         &control,
         &stats,
@@ -216,8 +217,7 @@ struct WorkerEnds {
 
 fn build_control(
     cfg: &Config,
-    ports: Vec<OpenPort>,
-    pool: &'static Mempool,
+    (ports, pool, clock): (Vec<OpenPort>, &'static Mempool, EngineClock),
     lcores: &[u32],
     stats: Arc<Stats>,
 ) -> Result<(Control, WorkerEnds), String> {
@@ -231,12 +231,13 @@ fn build_control(
             kni: p.kni,
         })
         .collect();
-    let mut state = ControlState::new(port_states, cfg.timeouts, STAT_SLOTS as u32);
+    let mut state = ControlState::new(port_states, cfg.timeouts, STAT_SLOTS as u32)
+        .with_templates(cfg.templates);
     state.apply_config(cfg).map_err(|e| e.to_string())?;
     let publisher = Publisher::new(state.snapshot(), state.neigh_table());
     let (cmd_tx, cmd_rx): (Vec<_>, Vec<_>) = lcores.iter().map(|_| bounded(COMMAND_QUEUE)).unzip();
     let (events, events_rx) = bounded(EVENT_QUEUE);
-    let dataplane = DpdkDataplane::new(ports, pool, lcores.to_vec());
+    let dataplane = DpdkDataplane::new(ports, pool, lcores.to_vec(), clock);
     let control = Control {
         state,
         publisher,
@@ -244,6 +245,7 @@ fn build_control(
         commands: cmd_tx,
         dataplane: Box::new(dataplane),
         kernel: KernelSide::default(),
+        rates: Default::default(),
     };
     Ok((
         control,
@@ -263,7 +265,7 @@ fn launch_workers(
     eal: &Eal,
     cfg: &Config,
     queues: Vec<(ports::WorkerQueues, kernel::WorkerKniEnds)>,
-    pool: &'static Mempool,
+    (pool, clock): (&'static Mempool, EngineClock),
     lcores: &[u32],
     control: &Arc<Mutex<Control>>,
     stats: &Arc<Stats>,
@@ -274,7 +276,6 @@ fn launch_workers(
     let n = lcores.len();
     let seed = getrandom::u64().map_err(|e| format!("cannot draw a random seed: {e}"))?;
     let (mut to, mut from) = rings(eal, n)?;
-    let cycles_per_ms = eal.tsc_hz() / 1000;
     let limits = WorkerLimits {
         conns: cfg.max_conns_per_worker as usize,
         pending_per_hop: PENDING_PER_HOP,
@@ -301,7 +302,7 @@ fn launch_workers(
             stats: Arc::clone(stats),
             stop: Arc::clone(stop),
             running: Arc::clone(running),
-            cycles_per_ms,
+            clock,
         };
         launched
             .push(launch(eal, *lcore, move || job.run()).map_err(|e| format!("worker {w}: {e}"))?);
@@ -362,7 +363,9 @@ fn spawn_event_thread(
                 if let Ok(e) = events.recv_timeout(Duration::from_millis(200)) {
                     lock(&control).on_event(e);
                 }
-                lock(&control).publisher.reclaim();
+                let mut c = lock(&control);
+                c.publisher.reclaim();
+                c.tick_rates(std::time::Instant::now());
             }
         })
         .ok()

@@ -6,6 +6,8 @@ use crate::config::{Config, PortConfig as PortCfg};
 use crate::control::handler::Dataplane;
 use dpvs_dpdk::{Eal, Mempool, Port, RxQueue, TxQueue};
 
+use super::lcore::EngineClock;
+
 /// A started port and how its queues are shared.
 pub(super) struct OpenPort {
     pub name: String,
@@ -127,14 +129,21 @@ pub(super) struct DpdkDataplane {
     ports: Vec<OpenPort>,
     pool: &'static Mempool,
     lcores: Vec<u32>,
+    clock: EngineClock,
 }
 
 impl DpdkDataplane {
-    pub(super) fn new(ports: Vec<OpenPort>, pool: &'static Mempool, lcores: Vec<u32>) -> Self {
+    pub(super) fn new(
+        ports: Vec<OpenPort>,
+        pool: &'static Mempool,
+        lcores: Vec<u32>,
+        clock: EngineClock,
+    ) -> Self {
         DpdkDataplane {
             ports,
             pool,
             lcores,
+            clock,
         }
     }
 }
@@ -180,5 +189,9 @@ impl Dataplane for DpdkDataplane {
             .get(usize::from(worker))
             .copied()
             .unwrap_or(u32::MAX)
+    }
+
+    fn engine_ms(&self) -> u64 {
+        self.clock.now_ms()
     }
 }

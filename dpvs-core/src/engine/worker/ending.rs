@@ -19,6 +19,7 @@ use super::{Ctx, Output, Worker};
 use crate::drop::DropReason;
 use crate::engine::conn::{Conn, ConnFlags, ConnId, Dir};
 use crate::engine::laddr::PortPool;
+use crate::engine::persist::TemplateKey;
 use crate::engine::snapshot::LocalAddr;
 use crate::engine::stats::Stats;
 use crate::engine::tcp_state;
@@ -31,12 +32,21 @@ use crate::packet::{Frame, tcp};
 const NO_SLOT: u32 = u32::MAX;
 
 impl<F: Frame> Worker<F> {
-    /// Retires connections whose deadline passed, examining at most `budget` entries.
+    /// Retires connections whose deadline passed, examining at most `budget` entries; renews
+    /// the persistence templates of the live persistent connections it passes, and once more
+    /// those of the ones that end (a template holds for its timeout after the last one).
     pub(super) fn expire(&mut self, ctx: &Ctx<'_>, budget: usize) {
         let (stats, w, pools) = (&self.stats, usize::from(self.id), &mut self.pools);
-        self.conns.sweep(conn_time(ctx.now_ms), budget, |c| {
-            retire(stats, w, pools, c)
-        });
+        let on_expire = |c: &Conn| {
+            retire(stats, w, pools, c);
+            if c.flags.contains(ConnFlags::PERSISTENT) {
+                touch_template(ctx, c);
+            }
+        };
+        self.conns
+            .sweep(conn_time(ctx.now_ms), budget, on_expire, |c| {
+                touch_template(ctx, c)
+            });
     }
 
     /// Cuts the connections matching `pred`, whose real server or service was deleted; returns
@@ -129,6 +139,22 @@ impl<F: Frame> Worker<F> {
             _ => drop(f),
         }
     }
+}
+
+/// Renews the template of persistent connection `c`'s client, if its service still has one.
+fn touch_template(ctx: &Ctx<'_>, c: &Conn) {
+    let Some(p) = ctx
+        .snap
+        .service_by_slot(u32::from(c.svc_slot))
+        .and_then(|s| s.persistence)
+    else {
+        return;
+    };
+    let key = TemplateKey {
+        svc_slot: c.svc_slot,
+        client: c.cip & p.mask,
+    };
+    ctx.snap.templates.touch(key, ctx.now_ms, p.timeout_ms);
 }
 
 /// Uncounts and releases connection `c`, which left the table on its own.

@@ -37,11 +37,13 @@ use crate::packet::Frame;
 use crate::packet::ether::{self, MacAddr};
 use crate::packet::parse::{self, L3, Packet};
 
+mod choose;
 mod commands;
 mod conns;
 mod direct;
 mod ending;
 mod fast_path;
+mod load;
 mod local;
 mod open;
 mod xmit;
@@ -116,6 +118,8 @@ pub struct Worker<F> {
     pools: HashMap<u32, PortPool>,
     /// Per service slot: scheduler cursor and local-address cursor.
     cursors: Box<[(u32, u32)]>,
+    /// The real servers' load, for the services whose picks need it.
+    loads: load::LoadViews,
     pending: PendingQueue<F>,
     hops: HopCache,
     /// Scratch of [`Self::process_burst`]: the classification of each packet of a burst.
@@ -144,6 +148,7 @@ impl<F: Frame> Worker<F> {
             conns: ConnTable::new(limits.conns, hash_seed ^ seed),
             pools: HashMap::new(),
             cursors: vec![(u32::MAX, 0); stats.slots()].into_boxed_slice(),
+            loads: load::LoadViews::default(),
             pending: PendingQueue::new(limits.pending_per_hop, limits.pending_hops),
             hops: HopCache::default(),
             classes: Vec::with_capacity(BURST),
@@ -214,6 +219,7 @@ impl<F: Frame> Worker<F> {
         self.sync(ctx);
         self.release_pending(ctx, out);
         self.expire(ctx, sweep_budget);
+        self.loads.refresh(ctx.now_ms, &self.stats);
     }
 
     /// Brings the worker's own tables up to the configuration and neighbours in `ctx`. Every
@@ -229,11 +235,13 @@ impl<F: Frame> Worker<F> {
             .sync((ctx.snap.generation, ctx.neigh.generation()));
     }
 
-    /// Creates the port pools of local addresses that appeared. Pools of removed addresses are
-    /// kept: their ports may still be held by live connections.
+    /// Creates the port pools of local addresses that appeared (pools of removed addresses are
+    /// kept: their ports may still be held by live connections) and brings the load views up
+    /// to the services.
     #[cold]
     #[inline(never)]
     fn sync_pools(&mut self, snap: &Snapshot) {
+        self.loads.sync(snap, &self.stats);
         for (ip, l) in &snap.local {
             if l.is_laddr && !self.pools.contains_key(ip) {
                 let pool = PortPool::new(self.id, self.workers, DEFAULT_RANGE, self.port_start);

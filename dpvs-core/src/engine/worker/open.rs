@@ -57,16 +57,10 @@ impl<F: Frame> Worker<F> {
     /// A new connection of service `svc` for the client's packet with tuple `t`.
     fn open(&mut self, ctx: &Ctx<'_>, svc: &Service, t: &Tuple) -> Result<ConnId, DropReason> {
         let slot = svc.slot as usize;
-        let Some(cursors) = self.cursors.get_mut(slot) else {
-            return Err(DropReason::NoRealServer);
-        };
-        if cursors.0 == u32::MAX {
-            cursors.0 = svc.schedule.start_cursor(self.id, self.workers);
-        }
+        let pick = self.choose(ctx, svc, t)?;
         let rs = svc
-            .schedule
-            .pick(&mut cursors.0)
-            .and_then(|i| svc.rs.get(usize::from(i)))
+            .rs
+            .get(usize::from(pick))
             .ok_or(DropReason::NoRealServer)?;
         // NAT keeps the client as the source: the "local" side of its connection is the
         // client endpoint itself, so replies are looked up and rewritten like FullNAT's. DR
@@ -79,6 +73,11 @@ impl<F: Frame> Worker<F> {
             Forward::Nat => (t.src, t.sport, ConnFlags::NAT),
             Forward::Dr => (Ipv4Addr::UNSPECIFIED, 0, ConnFlags::DR),
             Forward::Tun => (Ipv4Addr::UNSPECIFIED, 0, ConnFlags::TUN),
+        };
+        let flags = if svc.persistence.is_some() {
+            flags | ConnFlags::PERSISTENT
+        } else {
+            flags
         };
         let conn = Conn {
             cip: t.src.to_bits(),
@@ -108,6 +107,9 @@ impl<F: Frame> Worker<F> {
             }
         })?;
         self.count_opened([svc.slot, rs.slot]);
+        if svc.needs_load {
+            self.loads.opened(svc.slot, pick);
+        }
         Ok(id)
     }
 

@@ -11,12 +11,15 @@ mod network;
 mod services;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use hashbrown::HashMap;
 
 use crate::config::Config;
+use crate::control::compile::ScheduleCache;
 use crate::control::error::ControlError;
 use crate::control::slots::SlotAlloc;
+use dpvs_core::engine::persist::Templates;
 use dpvs_core::engine::route::Route;
 use dpvs_core::engine::tcp_state::Timeouts;
 use dpvs_core::packet::ether::MacAddr;
@@ -50,6 +53,12 @@ pub struct ControlState {
     pub kni_routes: Vec<KniRouteState>,
     pub timeouts: Timeouts,
     slots: SlotAlloc,
+    /// The persistence templates (allocated with the first persistent service), and their
+    /// number then.
+    pub(super) templates: Arc<Templates>,
+    pub(super) templates_capacity: usize,
+    /// The compiled schedules of the last snapshot (`control::compile`).
+    pub(super) schedules: ScheduleCache,
     /// Of the last snapshot built (`control::compile` counts them).
     pub(super) generation: u64,
     /// Of the last neighbour table built.
@@ -86,9 +95,24 @@ impl ControlState {
             kni_routes: Vec::new(),
             timeouts,
             slots: SlotAlloc::new(slots),
+            templates: Arc::new(Templates::none()),
+            templates_capacity: crate::config::DEFAULT_TEMPLATES,
+            schedules: ScheduleCache::new(),
             generation: 0,
             neigh_generation: 0,
         }
+    }
+
+    /// Sets how many persistence templates the table holds (allocated with the first
+    /// persistent service).
+    pub fn with_templates(mut self, capacity: usize) -> Self {
+        self.templates_capacity = capacity;
+        self
+    }
+
+    /// The live persistence templates' count (`stats`).
+    pub fn templates(&self) -> &Templates {
+        &self.templates
     }
 
     pub fn port_id(&self, name: &str) -> Result<u16, ControlError> {
@@ -132,12 +156,12 @@ impl ControlState {
         }
         for (i, s) in cfg.services.iter().enumerate() {
             let at = |e: ControlError| e.at(format!("service[{i}]"));
-            self.service_add(s.key, s.sched, s.forward).map_err(at)?;
+            self.service_add(&s.spec()).map_err(at)?;
             for l in &s.laddrs {
                 self.laddr_add(&s.key, *l).map_err(at)?;
             }
             for (j, r) in s.rs.iter().enumerate() {
-                self.rs_add(&s.key, r.addr, r.weight, r.forward)
+                self.rs_add(&s.key, r)
                     .map_err(|e| e.at(format!("service[{i}].rs[{j}]")))?;
             }
         }

@@ -4,7 +4,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use dpvs_api::{Forward, Sched, ServiceKey};
+use dpvs_api::{
+    Forward, MH_TABLE_DEFAULT, Persistence, RsSpec, Sched, SchedFlags, ServiceKey, ServiceSpec,
+    check_mh_table_size,
+};
 
 use super::{ControlState, Cut, v4};
 use crate::control::error::{ControlError, OwnAddress, RealServerOf};
@@ -16,12 +19,30 @@ pub struct RsState {
     /// Its own forwarding mode; `None` follows the service's.
     pub forward: Option<Forward>,
     pub slot: u32,
+    /// Connection limits (0: none); `lower` as given (0: 3/4 of `upper`).
+    pub upper: u32,
+    pub lower: u32,
+}
+
+impl RsState {
+    /// The lower limit in effect: as given, else 3/4 of the upper one (IPVS's default).
+    pub fn effective_lower(&self) -> u32 {
+        if self.lower > 0 {
+            self.lower
+        } else {
+            (u64::from(self.upper) * 3 / 4) as u32
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
 pub struct ServiceState {
     pub key: ServiceKey,
     pub sched: Sched,
+    pub sched_flags: SchedFlags,
+    pub persistence: Option<Persistence>,
+    /// Maglev table size (used by `mh` only).
+    pub mh_table_size: u32,
     pub forward: Forward,
     pub slot: u32,
     pub rs: Vec<RsState>,
@@ -48,6 +69,35 @@ fn valid_rs(addr: SocketAddr, weight: u32) -> Result<SocketAddrV4, ControlError>
     Ok(addr)
 }
 
+/// A real server's limits: `upper` 0 is none; a `lower` above a non-zero `upper` is refused.
+fn valid_limits(rs: SocketAddrV4, upper: u32, lower: u32) -> Result<(u32, u32), ControlError> {
+    if upper > 0 && lower > upper {
+        return Err(ControlError::LimitsInverted { rs, upper, lower });
+    }
+    Ok((upper, lower))
+}
+
+/// A service's scheduler settings, checked: flags the scheduler takes, a Maglev size that is a
+/// prime in range, persistence in range.
+fn valid_sched(spec: &ServiceSpec) -> Result<u32, ControlError> {
+    let bad = |e: String| ControlError::Scheduler {
+        service: spec.key,
+        problem: e,
+    };
+    spec.sched_flags.check(spec.sched).map_err(bad)?;
+    if let Some(p) = spec.persistence {
+        Persistence::new(p.timeout, p.netmask).map_err(bad)?;
+    }
+    match spec.mh_table_size {
+        Some(m) if spec.sched != Sched::Mh => Err(bad(format!(
+            "a Maglev table size ({m}) is for scheduler mh, not {}",
+            spec.sched
+        ))),
+        Some(m) => check_mh_table_size(m).map_err(bad),
+        None => Ok(MH_TABLE_DEFAULT),
+    }
+}
+
 impl ControlState {
     fn service_pos(&self, key: &ServiceKey) -> Result<usize, ControlError> {
         self.services
@@ -60,12 +110,8 @@ impl ControlState {
         self.service_pos(key).map(|i| &self.services[i])
     }
 
-    pub fn service_add(
-        &mut self,
-        key: ServiceKey,
-        sched: Sched,
-        forward: Forward,
-    ) -> Result<(), ControlError> {
+    pub fn service_add(&mut self, spec: &ServiceSpec) -> Result<(), ControlError> {
+        let key = spec.key;
         let vip = v4(key.vip, "service")?;
         if key.port == 0 {
             return Err(ControlError::ServicePortZero(key));
@@ -80,11 +126,15 @@ impl ControlState {
                 rs,
             });
         }
+        let mh_table_size = valid_sched(spec)?;
         let slot = self.slots.take()?;
         self.services.push(ServiceState {
             key,
-            sched,
-            forward,
+            sched: spec.sched,
+            sched_flags: spec.sched_flags,
+            persistence: spec.persistence,
+            mh_table_size,
+            forward: spec.forward,
             slot,
             rs: Vec::new(),
             laddrs: Vec::new(),
@@ -92,21 +142,22 @@ impl ControlState {
         Ok(())
     }
 
-    pub fn service_edit(
-        &mut self,
-        key: ServiceKey,
-        sched: Sched,
-        forward: Forward,
-    ) -> Result<(), ControlError> {
+    /// Replaces a service's scheduler settings and default forwarding mode with `spec`'s.
+    pub fn service_edit(&mut self, spec: &ServiceSpec) -> Result<(), ControlError> {
+        let key = spec.key;
         let i = self.service_pos(&key)?;
+        let mh_table_size = valid_sched(spec)?;
         let s = &self.services[i];
         // Real servers without a mode of their own take the new default.
         for r in s.rs.iter().filter(|r| r.forward.is_none()) {
-            self.check_mode(&key, r.addr, forward)?;
+            self.check_mode(&key, r.addr, spec.forward)?;
         }
         let s = &mut self.services[i];
-        s.sched = sched;
-        s.forward = forward;
+        s.sched = spec.sched;
+        s.sched_flags = spec.sched_flags;
+        s.persistence = spec.persistence;
+        s.mh_table_size = mh_table_size;
+        s.forward = spec.forward;
         Ok(())
     }
 
@@ -125,14 +176,10 @@ impl ControlState {
         }
     }
 
-    pub fn rs_add(
-        &mut self,
-        key: &ServiceKey,
-        addr: SocketAddr,
-        weight: u32,
-        forward: Option<Forward>,
-    ) -> Result<(), ControlError> {
-        let addr = valid_rs(addr, weight)?;
+    pub fn rs_add(&mut self, key: &ServiceKey, spec: &RsSpec) -> Result<(), ControlError> {
+        let (weight, forward) = (spec.weight, spec.forward);
+        let addr = valid_rs(spec.addr, weight)?;
+        let (upper, lower) = valid_limits(addr, spec.upper.unwrap_or(0), spec.lower.unwrap_or(0))?;
         let i = self.service_pos(key)?;
         if self.services[i].rs.iter().any(|r| r.addr == addr) {
             return Err(ControlError::RealServerExists {
@@ -150,26 +197,31 @@ impl ControlState {
             weight,
             forward,
             slot,
+            upper,
+            lower,
         });
         Ok(())
     }
 
-    pub fn rs_edit(
-        &mut self,
-        key: &ServiceKey,
-        addr: SocketAddr,
-        weight: u32,
-        forward: Option<Forward>,
-    ) -> Result<(), ControlError> {
-        let addr = valid_rs(addr, weight)?;
+    /// Changes a real server's weight, and its mode and limits where `spec` gives them.
+    pub fn rs_edit(&mut self, key: &ServiceKey, spec: &RsSpec) -> Result<(), ControlError> {
+        let (weight, forward) = (spec.weight, spec.forward);
+        let addr = valid_rs(spec.addr, weight)?;
         let (i, j) = self.rs_pos(key, addr)?;
         let s = &self.services[i];
-        self.check_mode(key, addr, forward.or(s.rs[j].forward).unwrap_or(s.forward))?;
+        let old = &s.rs[j];
+        let (upper, lower) = valid_limits(
+            addr,
+            spec.upper.unwrap_or(old.upper),
+            spec.lower.unwrap_or(old.lower),
+        )?;
+        self.check_mode(key, addr, forward.or(old.forward).unwrap_or(s.forward))?;
         let rs = &mut self.services[i].rs[j];
         rs.weight = weight;
         if forward.is_some() {
             rs.forward = forward;
         }
+        (rs.upper, rs.lower) = (upper, lower);
         Ok(())
     }
 

@@ -1,11 +1,10 @@
-//! Schedulers that pick a real server for a new connection.
+//! `rr` and `wrr`: a precomputed cycle over the real servers.
 //!
-//! The control thread turns a service's scheduler and weights into a [`Schedule`] once per
-//! config change; a worker then picks with one table read and a cursor it keeps itself. Workers
-//! share the table read-only (it lives in the published snapshot), so picking needs no lock and
-//! no shared counter: every worker walks the same cycle from its own offset.
-
-use dpvs_api::Sched;
+//! The control thread turns the weights into a [`Cycle`] once per config change; a worker then
+//! picks with one table read and a cursor it keeps itself. Workers share the table read-only
+//! (it lives in the published snapshot), so picking needs no lock and no shared counter: every
+//! worker walks the same cycle from its own offset. The smooth weighted order is also what
+//! spreads a Maglev table's entries over the servers ([`super::maglev`]).
 
 /// Longest precomputed cycle. Bounds the table's memory (128 KiB of `u16`) and its build time.
 pub const MAX_TABLE: usize = 1 << 16;
@@ -17,32 +16,27 @@ const MAX_BUILD_WORK: u64 = 1 << 26;
 
 /// A precomputed pick order over a service's real servers.
 ///
-/// Picking is `table[cursor]`: every scheduler that does not depend on per-connection state
-/// (rr, wrr) reduces to a fixed cycle, so the per-packet cost is the same for all of them.
+/// Picking is `table[cursor]`: rr and wrr reduce to a fixed cycle, so they cost the same.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Schedule {
+pub struct Cycle {
     /// Server indices in pick order; each entry has weight > 0. Length ≤ [`MAX_TABLE`].
     table: Box<[u16]>,
 }
 
-impl Schedule {
-    /// Builds the cycle for `sched` over `weights` (indexed like the service's real-server list).
+impl Cycle {
+    /// The cycle over `weights` (indexed like the service's real-server list): each server
+    /// with weight > 0 once (`rr`), or as often as its weight, smoothly interleaved (`wrr`).
     ///
     /// Weight 0 means draining: the server never appears in the cycle. Only the first 65536
     /// servers can be indexed by a `u16` and are considered. Config-time: allocates.
-    pub fn new(sched: Sched, weights: &[u32]) -> Schedule {
-        let live: Vec<(u16, u64)> = weights
-            .iter()
-            .take(usize::from(u16::MAX) + 1)
-            .enumerate()
-            .filter(|&(_, &w)| w > 0)
-            .filter_map(|(i, &w)| Some((u16::try_from(i).ok()?, u64::from(w))))
-            .collect();
-        let table = match sched {
-            Sched::Rr => live.iter().map(|&(i, _)| i).collect(),
-            Sched::Wrr => smooth_wrr(&live),
+    pub fn new(weights: &[u32], weighted: bool) -> Cycle {
+        let live = live(weights);
+        let table = if weighted {
+            smooth_wrr(&live)
+        } else {
+            live.iter().map(|&(i, _)| i).collect()
         };
-        Schedule { table }
+        Cycle { table }
     }
 
     /// Picks the next server and advances the worker's `cursor`; `None` when no server has
@@ -60,6 +54,24 @@ impl Schedule {
         // `len ≤ MAX_TABLE` fits in `u32`; the fallback is unreachable but keeps this panic-free.
         *cursor = u32::try_from(next).unwrap_or(0);
         Some(server)
+    }
+
+    /// Picks like [`Self::pick`], skipping servers `ok` refuses (over their connection limit):
+    /// each entry of the cycle is tried at most once.
+    #[inline]
+    pub fn pick_available(&self, cursor: &mut u32, ok: impl Fn(u16) -> bool) -> Option<u16> {
+        let first = self.pick(cursor)?;
+        if ok(first) {
+            return Some(first);
+        }
+        self.pick_slow(cursor, ok)
+    }
+
+    #[cold]
+    fn pick_slow(&self, cursor: &mut u32, ok: impl Fn(u16) -> bool) -> Option<u16> {
+        (1..self.table.len())
+            .filter_map(|_| self.pick(cursor))
+            .find(|&i| ok(i))
     }
 
     /// Where worker `worker` of `workers` starts in the cycle: evenly spread offsets, so that
@@ -89,6 +101,17 @@ impl Schedule {
     }
 }
 
+/// The servers with weight > 0 as `(index, weight)`, at most 65536 of them.
+pub(super) fn live(weights: &[u32]) -> Vec<(u16, u64)> {
+    weights
+        .iter()
+        .take(usize::from(u16::MAX) + 1)
+        .enumerate()
+        .filter(|&(_, &w)| w > 0)
+        .filter_map(|(i, &w)| Some((u16::try_from(i).ok()?, u64::from(w))))
+        .collect()
+}
+
 /// Greatest common divisor (Euclid).
 fn gcd(mut a: u64, mut b: u64) -> u64 {
     while b != 0 {
@@ -98,7 +121,7 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
 }
 
 /// Divides all weights by their gcd, so the cycle is as short as the proportions allow.
-fn reduce(live: &[(u16, u64)]) -> Vec<(u16, u64)> {
+pub(super) fn reduce(live: &[(u16, u64)]) -> Vec<(u16, u64)> {
     let g = live.iter().fold(0, |g, &(_, w)| gcd(g, w)).max(1);
     live.iter().map(|&(i, w)| (i, w / g)).collect()
 }
@@ -114,7 +137,7 @@ fn cycle_cap(servers: usize) -> u64 {
 ///
 /// Each server keeps 1 and shares the remaining budget in proportion to `w - 1`; this cannot
 /// overshoot (unlike `max(1, w * cap / sum)`) and never drains a live server.
-fn scale(live: &[(u16, u64)], cap: u64) -> Vec<(u16, u64)> {
+pub(super) fn scale(live: &[(u16, u64)], cap: u64) -> Vec<(u16, u64)> {
     let sum: u64 = live.iter().map(|&(_, w)| w).sum();
     if sum <= cap {
         return live.to_vec();
@@ -134,7 +157,7 @@ fn scale(live: &[(u16, u64)], cap: u64) -> Vec<(u16, u64)> {
 /// the richest is picked and pays the total. Over one cycle of `Σw` picks each server gets
 /// exactly `w` picks, interleaved rather than bunched. Ties go to the lowest index, so the
 /// table is deterministic.
-fn smooth_wrr(live: &[(u16, u64)]) -> Box<[u16]> {
+pub(super) fn smooth_wrr(live: &[(u16, u64)]) -> Box<[u16]> {
     let reduced = reduce(live);
     let weights = reduce(&scale(&reduced, cycle_cap(reduced.len())));
     let total: u64 = weights.iter().map(|&(_, w)| w).sum();
@@ -165,7 +188,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// Picks `n` times from a fresh cursor.
-    fn picks(s: &Schedule, n: usize) -> Vec<u16> {
+    fn picks(s: &Cycle, n: usize) -> Vec<u16> {
         let mut c = 0;
         (0..n).map(|_| s.pick(&mut c).unwrap()).collect()
     }
@@ -189,7 +212,7 @@ mod tests {
 
     #[test]
     fn rr_distributes_equally_and_ignores_weights() {
-        let s = Schedule::new(Sched::Rr, &[1, 5, 2, 9]);
+        let s = Cycle::new(&[1, 5, 2, 9], false);
         assert_eq!(s.cycle_len(), 4);
         assert_eq!(counts(&picks(&s, 400), 4), vec![100; 4]);
         assert_eq!(picks(&s, 5), vec![0, 1, 2, 3, 0]);
@@ -206,7 +229,7 @@ mod tests {
             vec![7, 11, 13, 0, 2],
             vec![1000, 3000],
         ] {
-            let s = Schedule::new(Sched::Wrr, &w);
+            let s = Cycle::new(&w, true);
             let want = expected(&w);
             assert_eq!(s.cycle_len() as u64, want.iter().sum::<u64>(), "{w:?}");
             assert_eq!(counts(&picks(&s, s.cycle_len()), w.len()), want, "{w:?}");
@@ -216,23 +239,23 @@ mod tests {
     #[test]
     fn wrr_is_interleaved_like_nginx() {
         // The nginx reference sequence for {a:5, b:1, c:1}.
-        let s = Schedule::new(Sched::Wrr, &[5, 1, 1]);
+        let s = Cycle::new(&[5, 1, 1], true);
         assert_eq!(s.table(), &[0, 0, 1, 0, 2, 0, 0]);
     }
 
     #[test]
     fn weight_zero_is_never_picked() {
-        for sched in [Sched::Rr, Sched::Wrr] {
-            let s = Schedule::new(sched, &[0, 3, 0, 1]);
+        for sched in [false, true] {
+            let s = Cycle::new(&[0, 3, 0, 1], sched);
             assert!(picks(&s, 1000).iter().all(|&i| i == 1 || i == 3));
         }
     }
 
     #[test]
     fn all_zero_or_empty_gives_none() {
-        for sched in [Sched::Rr, Sched::Wrr] {
+        for sched in [false, true] {
             for w in [&[][..], &[0, 0, 0][..]] {
-                let s = Schedule::new(sched, w);
+                let s = Cycle::new(w, sched);
                 let mut c = 7;
                 assert!(s.is_empty());
                 assert_eq!(s.pick(&mut c), None);
@@ -243,7 +266,7 @@ mod tests {
 
     #[test]
     fn stale_cursor_wraps() {
-        let s = Schedule::new(Sched::Rr, &[1, 1]);
+        let s = Cycle::new(&[1, 1], false);
         let mut c = u32::MAX;
         assert_eq!(s.pick(&mut c), Some(0));
         assert_eq!(c, 1);
@@ -251,7 +274,7 @@ mod tests {
 
     #[test]
     fn start_cursors_are_spread() {
-        let s = Schedule::new(Sched::Rr, &[1; 8]);
+        let s = Cycle::new(&[1; 8], false);
         let starts: Vec<u32> = (0..4).map(|w| s.start_cursor(w, 4)).collect();
         assert_eq!(starts, vec![0, 2, 4, 6]);
         assert_eq!(s.start_cursor(3, 0), 0);
@@ -260,7 +283,7 @@ mod tests {
     #[test]
     fn huge_weights_are_capped_without_draining_anyone() {
         let w = [1, u32::MAX, 70_000, 2];
-        let s = Schedule::new(Sched::Wrr, &w);
+        let s = Cycle::new(&w, true);
         assert!(s.cycle_len() <= MAX_TABLE);
         let c = counts(s.table(), w.len());
         assert!(c.iter().all(|&n| n >= 1), "{c:?}");
@@ -270,7 +293,7 @@ mod tests {
     #[test]
     fn many_servers_build_is_bounded() {
         let w: Vec<u32> = (1..=20_000).collect();
-        let s = Schedule::new(Sched::Wrr, &w);
+        let s = Cycle::new(&w, true);
         assert!(s.cycle_len() <= MAX_TABLE && s.cycle_len() >= w.len());
         assert!(counts(s.table(), w.len()).iter().all(|&n| n >= 1));
     }
@@ -280,7 +303,7 @@ mod tests {
     /// (2) Cyclically, two picks of server i are never more than `2·W/wᵢ` apart (twice its
     /// ideal spacing). Smooth WRR keeps both well inside (about 1.3 and 1.96 at worst in a
     /// search over random vectors); a bunched order such as `aaaaabc` fails both.
-    fn assert_smooth(weights: &[u32], s: &Schedule) {
+    fn assert_smooth(weights: &[u32], s: &Cycle) {
         let want = expected(weights);
         let total: u64 = want.iter().sum();
         let mut got = vec![0u64; weights.len()];
@@ -319,7 +342,7 @@ mod tests {
 
     #[test]
     fn bunched_order_is_not_smooth() {
-        let bunched = Schedule {
+        let bunched = Cycle {
             table: vec![0, 0, 0, 0, 0, 1, 2].into_boxed_slice(),
         };
         let r = std::panic::catch_unwind(|| assert_smooth(&[5, 1, 1], &bunched));
@@ -334,14 +357,14 @@ mod tests {
             vec![100, 1, 1, 1],
             vec![7, 7, 3],
         ] {
-            assert_smooth(&w, &Schedule::new(Sched::Wrr, &w));
+            assert_smooth(&w, &Cycle::new(&w, true));
         }
     }
 
     proptest! {
         #[test]
         fn wrr_proportions_exact_and_smooth(w in prop::collection::vec(0u32..50, 0..12)) {
-            let s = Schedule::new(Sched::Wrr, &w);
+            let s = Cycle::new(&w, true);
             let want = expected(&w);
             prop_assert_eq!(s.cycle_len() as u64, want.iter().sum::<u64>());
             prop_assert_eq!(counts(s.table(), w.len()), want);
@@ -350,7 +373,7 @@ mod tests {
 
         #[test]
         fn rr_cycle_is_each_live_server_once(w in prop::collection::vec(0u32..3, 0..12)) {
-            let s = Schedule::new(Sched::Rr, &w);
+            let s = Cycle::new(&w, false);
             let live: Vec<u16> = (0..w.len() as u16).filter(|&i| w[usize::from(i)] > 0).collect();
             prop_assert_eq!(s.table(), &live[..]);
         }
@@ -362,7 +385,7 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(24))]
         #[test]
         fn pick_never_panics(w in prop::collection::vec(any::<u32>(), 0..8), c in any::<u32>()) {
-            let s = Schedule::new(Sched::Wrr, &w);
+            let s = Cycle::new(&w, true);
             let mut c = c;
             for _ in 0..3 {
                 if let Some(i) = s.pick(&mut c) {
