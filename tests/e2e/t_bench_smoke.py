@@ -120,8 +120,8 @@ def body(tmp):
     check(os.path.exists(out), "no results JSON at %s" % out)
     doc = json.load(open(out))
     runs = {r["name"]: r for r in doc["runs"]}
-    for name in ("io", "macswap", "fnat-1k", "fnat-10k", "fnat-10k-80", "fnat-udp-10k",
-                 "fnat-newconn"):
+    for name in ("io", "macswap", "fnat-1k", "fnat-10k", "fnat-10k-80", "fnat-10k-kni",
+                 "fnat-udp-10k", "fnat-newconn"):
         r = runs.get(name)
         check(r is not None, "run %s missing from the results" % name)
         check(r["status"] == "ok", "run %s: %s %s" % (name, r["status"], r["note"]))
@@ -142,7 +142,9 @@ def body(tmp):
               % (mode, g["check_failures"], g["checks"]))
         check(g["received_measured"] > 0, "run %s: nothing forwarded" % mode)
     targets = [t["target"] for t in doc["targets"]]
-    check(len(targets) == 4, "expected 4 targets, got %s" % targets)
+    # Throughput, zero loss, the idle kernel bridge, DR and TUN.
+    check(len(targets) == 5, "expected 5 targets, got %s" % targets)
+    check(any(t.startswith("kernel bridge idle") for t in targets), "no kernel bridge target")
     check(all(t["result"] in ("PASS", "MISS") for t in doc["targets"]), "target results")
     check("PASS" in p.stdout or "MISS" in p.stdout, "targets not printed")
     try:

@@ -297,3 +297,18 @@ fn rst_from(client: Ipv4Addr, cport: u16) -> Vec<u8> {
         b"",
     )
 }
+
+#[test]
+/// A second worker's view reads the first worker's established connection within a round, and
+/// sends every new connection it schedules to the other server.
+fn wlc_on_another_worker_counts_the_first_workers_connection() {
+    let mut rig = rig_with(tcp(Sched::Wlc));
+    let mut w0 = second_worker(&rig);
+    let (first, _) = handshake(&mut rig, 41_000);
+    assert_eq!(first, RS1);
+    rig.advance(20);
+    let ctx = Ctx { snap: &rig.snap, neigh: &rig.neigh, now_ms: rig.now };
+    w0.housekeeping(&ctx, usize::MAX, &mut rig.out);
+    let picks: Vec<_> = (0..10).map(|k| pick_on(&mut w0, &mut rig, CLIENT, 41_500 + k)).collect();
+    assert!(picks.iter().all(|&p| p == RS2), "{picks:?}");
+}
