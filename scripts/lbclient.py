@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """Traffic client for the DPVS-RS lab: run it inside the client namespace.
 
-    lbclient.py http-seq  URL N          [--timeout S] [--body BYTES] [-v]
+    lbclient.py http-seq  URL N          [--timeout S] [--body BYTES] [--pause S] [-v]
     lbclient.py http-conc URL N          [--timeout S] [--body BYTES] [-v]
     lbclient.py udp       HOST:PORT N    [--timeout S] [-v]
     lbclient.py hold      URL SECONDS    [--gap-timeout S]
     lbclient.py http-load URL SECONDS    [--threads N] [--timeout S] --log FILE
 
-http-seq   N GET requests one after the other, each on a new connection.
+http-seq   N GET requests one after the other, each on a new connection; --pause S: that
+           long between one request's end and the next one's start.
 http-conc  N GET requests at once, one thread and one connection each.
            --body BYTES: POST that many bytes instead (uploads: full-size segments), and
            count an answer good only if the server reports receiving all of them.
@@ -150,6 +151,8 @@ def cmd_http_seq(a):
     host, port, path = parse_url(a.url)
     t = Tally("http-seq", a.url, a.n)
     for i in range(a.n):
+        if i and a.pause > 0:
+            time.sleep(a.pause)
         http_once(host, port, path, a.timeout, t, a.verbose, i, a.body)
     return t
 
@@ -332,6 +335,8 @@ def main():
         p.add_argument("--body", type=int, default=0, metavar="BYTES",
                        help="POST a body of this many bytes instead of a GET")
         p.add_argument("-v", "--verbose", action="store_true")
+        p.add_argument("--pause", type=float, default=0.0, metavar="S",
+                       help="seconds between requests (http-seq)")
     p = sub.add_parser("http-load")
     p.add_argument("url")
     p.add_argument("seconds", type=float)

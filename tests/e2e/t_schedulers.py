@@ -5,7 +5,8 @@ phase sends sequential HTTP requests from the client (one address, a new source 
 checks zero failures and the distribution the scheduler promises:
 
 - wlc: three connections held open on rs1 (rs2 drained), rs2 back: the next three held
-  connections all go to rs2 (an established connection weighs 256 inactive ones);
+  connections all go to rs2 (an established connection weighs 256 inactive ones); one
+  connection held on a server, 200 paced requests all go to the other;
 - lc, rr, wrr: both real servers answer;
 - sh, mh, conhash: one client address lands on one real server; mh-port and conhash-5tuple
   spread its connections over both;
@@ -25,11 +26,13 @@ from lab import RS_TCP, SVC_TCP, VIP_URL, Fail, check, main, say, wait_for
 
 N = 300
 WLC_HOLD_S = 8
+LONG_HOLD_S = 12  # over 200 paced requests' time, with room for a slow machine
 
 
-def requests(lab, n, what):
+def requests(lab, n, what, pause=0.0):
     """`n` sequential requests: all must succeed; returns {server: count}."""
-    r = lab.client(["http-seq", VIP_URL, str(n)], timeout=120, allow_fail=True)
+    r = lab.client(["http-seq", VIP_URL, str(n), "--pause", str(pause)], timeout=120,
+                   allow_fail=True)
     say("%-28s %d ok, %d failed, %s in %ss" % (what, r["ok"], r["failed"], r["servers"],
                                                r["elapsed_s"]))
     check(r["failed"] == 0 and r["ok"] == n, "%s: %s ok of %d, errors %s (first: %s)"
@@ -61,11 +64,11 @@ def hold_starts(lab):
             for rs in ("rs1", "rs2")}
 
 
-def hold(lab, k):
+def hold(lab, k, secs=None):
     """Opens held connection `k` and waits until it reaches a real server; returns
     (process, stdout path, server)."""
     before = hold_starts(lab)
-    proc, out, _ = lab.client_bg(["hold", VIP_URL, str(WLC_HOLD_S), "--gap-timeout", "4"],
+    proc, out, _ = lab.client_bg(["hold", VIP_URL, str(secs or WLC_HOLD_S), "--gap-timeout", "4"],
                                  "wlc-hold-%d" % k)
 
     def where():
@@ -94,6 +97,22 @@ def wlc_with_held_connections(lab):
     for proc, out, _ in held + more:
         r = finish_hold(proc, out, WLC_HOLD_S + 20)
         check(r["result"] == "completed", "a held connection: %s" % r)
+
+
+def wlc_with_a_held_connection(lab):
+    """One connection held on a server, then 200 requests one after the other: all go to the
+    other server (its inactive TIME_WAIT entries stay under 256, the weight of one established
+    connection). The requests are paced 20 ms apart: a view is exact for its own worker's picks
+    but reads the other worker's connections ending up to a round (5 ms) late, and back to back
+    requests would each find the previous one still established on the other worker."""
+    proc, out, held_on = hold(lab, 6, LONG_HOLD_S)
+    other = "rs2" if held_on == "rs1" else "rs1"
+    time.sleep(0.1)
+    servers = requests(lab, 200, "wlc, one held on %s" % held_on, pause=0.02)
+    check(servers == {other: 200}, "wlc sent new connections to %s while %s held an established"
+          " one" % (servers, held_on))
+    h = finish_hold(proc, out, LONG_HOLD_S + 20)
+    check(h["result"] == "completed", "the held connection: %s" % h)
 
 
 def hashing(lab):
@@ -143,6 +162,7 @@ def upper_limit(lab):
 
 def body(lab):
     wlc_with_held_connections(lab)
+    wlc_with_a_held_connection(lab)
     sched(lab, "--sched", "lc")
     both(requests(lab, N, "lc"), "lc")
     for name in ("rr", "wrr"):
