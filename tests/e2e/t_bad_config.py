@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""bad_config: a config with one bad value makes dpvs exit non-zero within a few seconds, with
+"""bad_config: a config with one bad value (a scheduler, a flag it does not have, a netmask or
+table size out of range, limits upside down, ...) makes dpvs exit non-zero within a few seconds, with
 exactly one line on stderr that names the offending key. dpvs runs inside the lab's balancer
 namespace, so a config wrongly accepted would really start (and be caught still running)."""
 
@@ -17,6 +18,11 @@ CASES = [
     ("addr", 'addr = "10.0.0.1/24"', 'addr = "10.0.0.1/33"'),
     ("count", "count = 2", 'count = "two"'),
     ("weight", "weight = 1", "weight = -1"),
+    ("sched_flags", 'sched = "rr"', 'sched = "sh"\nsched_flags = ["mh-port"]'),
+    ("netmask", 'sched = "rr"', 'sched = "rr"\npersistent = 60\nnetmask = 33'),
+    ("persistent", 'sched = "rr"', 'sched = "rr"\npersistent = -5'),
+    ("mh_table_size", 'sched = "rr"', 'sched = "mh"\nmh_table_size = 65536'),
+    ("lower", "weight = 1", "weight = 1\nupper = 5\nlower = 10"),
 ]
 LIMIT_S = 5
 

@@ -2,7 +2,8 @@
 """bad_control: malformed request lines sent straight to the control socket each get an error
 reply (or, for an oversized line, a closed connection), an idle client does not block the
 server, 64 idle or half-sent clients do not lock a 65th out, a real server that is the VIP is
-refused in one line, and the daemon keeps serving: `dpvs-ctl stats` still works afterwards."""
+refused in one line, so are bad scheduler options (names, flags, netmasks, Maglev table
+sizes, limits upside down) whether dpvs-ctl or the daemon catches them, and the daemon keeps serving: `dpvs-ctl stats` still works afterwards."""
 
 import socket
 import time
@@ -105,6 +106,30 @@ def body(lab):
     say("rs add of the VIP -> exit %d %s" % (p.returncode, lines))
     if p.returncode == 0 or len(lines) != 1 or "VIP of tcp:10.0.0.100:80" not in lines[0]:
         problems.append("rs add of the VIP: exit %d, %s" % (p.returncode, lines))
+
+    # Scheduler options the daemon or the CLI must refuse, each in one line: (args, exit
+    # status, text the line must hold). Exit 2: refused by dpvs-ctl itself (usage).
+    svc = "tcp:10.0.0.100:80"
+    for args, status, text in [
+        (["service", "edit", svc, "--sched", "fastest"], 2, "fastest"),
+        (["service", "edit", svc, "--sched", "sh", "--sched-flags", "mh-port"], 1, "mh-port"),
+        (["service", "edit", svc, "--sched", "rr", "--sched-flags", "no-such-flag"], 1,
+         "no-such-flag"),
+        (["service", "edit", svc, "--persistent", "60", "--netmask", "255.0.255.0"], 2,
+         "netmask"),
+        (["service", "edit", svc, "--persistent", "60", "--netmask", "33"], 2, "netmask"),
+        (["service", "edit", svc, "--sched", "mh", "--mh-table-size", "65536"], 1, "prime"),
+        (["rs", "edit", svc, "192.168.10.11:8080", "--upper", "5", "--lower", "10"], 1, "lower"),
+    ]:
+        p = lab.ctl(args, json_out=False)
+        lines = p.stderr.strip().splitlines()
+        say("dpvs-ctl %s -> exit %d %s" % (" ".join(args), p.returncode, lines))
+        if p.returncode != status or len(lines) != 1 or text not in lines[0]:
+            problems.append("dpvs-ctl %s: exit %d (expected %d), %s"
+                            % (" ".join(args), p.returncode, status, lines))
+    listed = lab.ctl(["service", "list"], json_out=False).stdout
+    if "TCP  10.0.0.100:80 rr\n" not in listed:
+        problems.append("a refused change changed the service: %s" % listed)
 
     lab.check_alive()
     stats = lab.stats()
