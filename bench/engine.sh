@@ -121,6 +121,7 @@ def per_sec(k):
     return None if time is None or k not in time else round(batch / time[k] * 1e9)
 
 data, syn = "harness_baseline.data", "harness_baseline.syn"
+SCHEDS = ("rr", "wrr", "wlc", "lc", "sh", "mh", "conhash", "fo", "rr_persistent")
 r = {
     "batch": batch,
     "harness": {
@@ -137,6 +138,10 @@ r = {
         "fullnat_tcp_in_1k_one_by_one": per_pkt("fullnat_one_by_one.tcp_in_1k", data),
         "new_tcp_conn_empty_table": per_pkt("new_tcp_conn.empty_table", syn),
         "new_tcp_conn_table_1m": per_pkt("new_tcp_conn.table_1m", syn),
+    },
+    "new_conn_instr_by_sched": {
+        f"{name}_{n}": per_pkt(f"new_conn_by_sched.{name}_{n}", syn)
+        for name in SCHEDS for n in (2, 1000)
     },
     "lookup_instr": {
         "entries_1k": lookup("conn_lookup.entries_1k"),
@@ -176,6 +181,10 @@ targets = [
     ("New connections per second per worker, empty table", per_sec("new_tcp_conn.empty_table"), ">=", 1_000_000, "conn/s"),
     ("New connections per second per worker, 1M in table", per_sec("new_tcp_conn.table_1m"), ">=", 1_000_000, "conn/s"),
 ]
+by_sched = r["new_conn_instr_by_sched"]
+for name in SCHEDS[1:]:
+    targets.append((f"New connection, {name} / rr at 1,000 real servers (instructions)",
+                    round(by_sched[f"{name}_1000"] / by_sched["rr_1000"], 2), "<=", 2.0, "ratio"))
 ops = {"<=": lambda v, l: v <= l, ">=": lambda v, l: v >= l, "==": lambda v, l: v == l}
 r["targets"] = [
     {"name": name, "value": v, "op": op, "limit": lim, "unit": unit,
@@ -187,6 +196,8 @@ lines = []
 for t in r["targets"]:
     val = "-" if t["value"] is None else f'{t["value"]:,}'
     lines.append(f'{t["status"]:<8}{val:>14} {t["unit"]:<11}(target {t["op"]} {t["limit"]:,})  {t["name"]}')
+lines.append("new connection by scheduler (instructions): "
+             + ", ".join(f"{k} {v:,}" for k, v in by_sched.items()))
 lines.append(f'restore alone: {r["harness"]["restore_instr_per_pkt"]} instr/pkt '
              "(add it to the engine figures for the cost with the harness)")
 st = [t["status"] for t in r["targets"]]

@@ -12,10 +12,10 @@ mod common;
 use std::hint::black_box;
 
 use common::{
-    BATCH, Bench, IpProto, Kind, Setup, TableFixture, Templates, lookup_all, lookup_baseline,
-    sample, shuffled, table_fixture, templates,
+    BATCH, Bench, IpProto, Kind, SchedSetup, Setup, TableFixture, Templates, lookup_all,
+    lookup_baseline, sample, shuffled, table_fixture, templates,
 };
-use dpvs_api::Forward;
+use dpvs_api::{Forward, Sched};
 use gungraun::prelude::*;
 
 /// A worker and the batch it will be fed.
@@ -67,6 +67,24 @@ fn new_conn(open: u32) -> State {
     let flows: Vec<u32> = (open + 1..open + 1 + BATCH as u32).collect();
     let t = templates(&b, Kind::Syn, &flows);
     state(b, t)
+}
+
+/// [`new_conn`] on an empty table with the TCP service scheduled as `sched` says: a batch of
+/// `BATCH` SYNs from new clients (each a new address: a persistent service claims a template
+/// for every one).
+fn new_conn_sched(sched: SchedSetup) -> State {
+    let mut b = Bench::new(Setup {
+        tcp_sched: sched,
+        ..Setup::for_flows(2 * BATCH)
+    });
+    b.open(IpProto::TCP, 0, 1);
+    let flows: Vec<u32> = (1..1 + BATCH as u32).collect();
+    let t = templates(&b, Kind::Syn, &flows);
+    state(b, t)
+}
+
+fn sched(sched: Sched, real_servers: u32) -> SchedSetup {
+    SchedSetup::new(sched, real_servers)
 }
 
 /// Checks the measured batch went out whole.
@@ -129,6 +147,30 @@ fn new_tcp_conn(s: State) -> State {
     black_box(run(s))
 }
 
+// A new connection's cost by scheduler, at 2 and at 1,000 real servers (weight 1 each).
+#[library_benchmark(teardown = check)]
+#[bench::rr_2(args = (sched(Sched::Rr, 2)), setup = new_conn_sched)]
+#[bench::rr_1000(args = (sched(Sched::Rr, 1000)), setup = new_conn_sched)]
+#[bench::wrr_2(args = (sched(Sched::Wrr, 2)), setup = new_conn_sched)]
+#[bench::wrr_1000(args = (sched(Sched::Wrr, 1000)), setup = new_conn_sched)]
+#[bench::wlc_2(args = (sched(Sched::Wlc, 2)), setup = new_conn_sched)]
+#[bench::wlc_1000(args = (sched(Sched::Wlc, 1000)), setup = new_conn_sched)]
+#[bench::lc_2(args = (sched(Sched::Lc, 2)), setup = new_conn_sched)]
+#[bench::lc_1000(args = (sched(Sched::Lc, 1000)), setup = new_conn_sched)]
+#[bench::sh_2(args = (sched(Sched::Sh, 2)), setup = new_conn_sched)]
+#[bench::sh_1000(args = (sched(Sched::Sh, 1000)), setup = new_conn_sched)]
+#[bench::mh_2(args = (sched(Sched::Mh, 2)), setup = new_conn_sched)]
+#[bench::mh_1000(args = (sched(Sched::Mh, 1000)), setup = new_conn_sched)]
+#[bench::conhash_2(args = (sched(Sched::Conhash, 2)), setup = new_conn_sched)]
+#[bench::conhash_1000(args = (sched(Sched::Conhash, 1000)), setup = new_conn_sched)]
+#[bench::fo_2(args = (sched(Sched::Fo, 2)), setup = new_conn_sched)]
+#[bench::fo_1000(args = (sched(Sched::Fo, 1000)), setup = new_conn_sched)]
+#[bench::rr_persistent_2(args = (sched(Sched::Rr, 2).persistent()), setup = new_conn_sched)]
+#[bench::rr_persistent_1000(args = (sched(Sched::Rr, 1000).persistent()), setup = new_conn_sched)]
+fn new_conn_by_sched(s: State) -> State {
+    black_box(run(s))
+}
+
 // The harness alone, for data segments (60-byte frames) and SYNs (54-byte frames).
 #[library_benchmark]
 #[bench::data(args = (IpProto::TCP, Kind::TcpIn, BATCH as u32), setup = hit)]
@@ -162,6 +204,7 @@ library_benchmark_group!(
         mode_hit,
         fullnat_one_by_one,
         new_tcp_conn,
+        new_conn_by_sched,
         conn_lookup_baseline,
         conn_lookup
     ]

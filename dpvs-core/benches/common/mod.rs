@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 
-use dpvs_api::{Forward, Proto, RsSpec, Sched, ServiceKey, ServiceSpec};
+use dpvs_api::{Forward, Persistence, Proto, RsSpec, Sched, SchedFlags, ServiceKey, ServiceSpec};
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::conn::{Conn, ConnFlags, ConnTable, Dir, Tuple};
 use dpvs_core::engine::neigh::NeighTable;
@@ -45,6 +45,8 @@ pub(crate) const RS_UDP_PORT: u16 = 5353;
 pub(crate) const TCP_PAYLOAD: usize = 6;
 /// UDP payload (a 60-byte frame: 14 + 20 + 8 + 18).
 pub(crate) const UDP_PAYLOAD: usize = 18;
+/// Counter slots: one per service and real server (up to 1,000 real servers a service).
+pub(crate) const STAT_SLOTS: u32 = 2048;
 /// Room for any template frame.
 pub(crate) const FRAME_ROOM: usize = 64;
 
@@ -62,11 +64,23 @@ pub(crate) fn client(i: u32) -> SocketAddrV4 {
     )
 }
 
-/// The configuration: one port, the VIP, `laddrs` local addresses, eight real servers in a
-/// connected subnet with static neighbours, a default route via a static gateway; services
-/// `tcp:10.0.0.100:80` (in mode `tcp_forward`; the real servers serve port 80 in DR and TUN,
-/// 8080 otherwise) and `udp:10.0.0.100:53` (FullNAT), both `rr` over the eight real servers.
-pub(crate) fn control_state(laddrs: u32, timeouts: Timeouts, tcp_forward: Forward) -> ControlState {
+/// TCP real server `r`: the eight of the base set-up in 192.168.10.0/24, any more in
+/// 192.168.32.0/19 (a connected subnet added only when there are more).
+pub(crate) fn rs_addr(r: u32) -> Ipv4Addr {
+    if r < u32::from(RS_COUNT) {
+        Ipv4Addr::new(192, 168, 10, 11 + r as u8)
+    } else {
+        Ipv4Addr::from_bits(0xC0A8_2000 + r)
+    }
+}
+
+/// The configuration: one port, the VIP, `laddrs` local addresses, real servers in connected
+/// subnets with static neighbours, a default route via a static gateway; services
+/// `tcp:10.0.0.100:80` (in mode `tcp_forward`, scheduled as `tcp_sched` says; the real
+/// servers serve port 80 in DR and TUN, 8080 otherwise) and `udp:10.0.0.100:53` (FullNAT,
+/// `rr` over the eight real servers of the base set-up).
+pub(crate) fn control_state(s: &Setup) -> ControlState {
+    let (laddrs, timeouts, tcp_forward) = (s.laddrs, s.timeouts, s.tcp_forward);
     let ports = vec![PortState {
         name: "dp0".into(),
         id: 0,
@@ -74,7 +88,7 @@ pub(crate) fn control_state(laddrs: u32, timeouts: Timeouts, tcp_forward: Forwar
         mtu: 1500,
         kni: false,
     }];
-    let mut cs = ControlState::new(ports, timeouts, 64);
+    let mut cs = ControlState::new(ports, timeouts, STAT_SLOTS);
     let ip = |a: Ipv4Addr| IpAddr::V4(a);
     cs.addr_add(ip(Ipv4Addr::new(10, 0, 0, 1)), 24, "dp0")
         .unwrap();
@@ -83,6 +97,10 @@ pub(crate) fn control_state(laddrs: u32, timeouts: Timeouts, tcp_forward: Forwar
         .unwrap();
     for k in 0..laddrs {
         cs.addr_add(ip(laddr(k)), 17, "dp0").unwrap();
+    }
+    if s.tcp_sched.real_servers > u32::from(RS_COUNT) {
+        cs.addr_add(ip(Ipv4Addr::new(192, 168, 32, 1)), 19, "dp0")
+            .unwrap();
     }
     cs.route_add(
         ip(Ipv4Addr::UNSPECIFIED),
@@ -105,26 +123,71 @@ pub(crate) fn control_state(laddrs: u32, timeouts: Timeouts, tcp_forward: Forwar
             vip: ip(VIP),
             port: vport,
         };
-        cs.service_add(&ServiceSpec::new(key, Sched::Rr, forward))
-            .unwrap();
-        for r in 0..RS_COUNT {
-            let rs = Ipv4Addr::new(192, 168, 10, 11 + r);
-            cs.rs_add(
-                &key,
-                &RsSpec::new(std::net::SocketAddr::new(ip(rs), rport), 1),
-            )
-            .unwrap();
+        let (spec, servers) = match proto {
+            Proto::Tcp => (s.tcp_sched.spec(key, forward), s.tcp_sched.real_servers),
+            Proto::Udp => (
+                ServiceSpec::new(key, Sched::Rr, forward),
+                u32::from(RS_COUNT),
+            ),
+        };
+        cs.service_add(&spec).unwrap();
+        for r in 0..servers {
+            let rs = std::net::SocketAddr::new(ip(rs_addr(r)), rport);
+            cs.rs_add(&key, &RsSpec::new(rs, 1)).unwrap();
         }
         for k in 0..laddrs {
             cs.laddr_add(&key, ip(laddr(k))).unwrap();
         }
     }
-    for r in 0..RS_COUNT {
-        let rs = Ipv4Addr::new(192, 168, 10, 11 + r);
-        cs.neigh_add(ip(rs), &format!("02:00:00:00:01:{:02x}", 11 + r), "dp0")
-            .unwrap();
+    for r in 0..s.tcp_sched.real_servers.max(u32::from(RS_COUNT)) {
+        let mac = if r < u32::from(RS_COUNT) {
+            format!("02:00:00:00:01:{:02x}", 11 + r)
+        } else {
+            format!("02:00:00:01:{:02x}:{:02x}", r >> 8, r & 0xff)
+        };
+        cs.neigh_add(ip(rs_addr(r)), &mac, "dp0").unwrap();
     }
     cs
+}
+
+/// How the TCP service schedules: the base set-up is `rr` over eight real servers of weight 1.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SchedSetup {
+    pub sched: Sched,
+    pub flags: SchedFlags,
+    pub persistence: Option<Persistence>,
+    pub real_servers: u32,
+}
+
+impl SchedSetup {
+    /// `sched` over `real_servers`, no flags, not persistent.
+    pub(crate) fn new(sched: Sched, real_servers: u32) -> SchedSetup {
+        SchedSetup {
+            sched,
+            flags: SchedFlags::default(),
+            persistence: None,
+            real_servers,
+        }
+    }
+
+    /// The same, persistent for five minutes per client address.
+    pub(crate) fn persistent(self) -> SchedSetup {
+        SchedSetup {
+            persistence: Some(Persistence {
+                timeout: 300,
+                netmask: 32,
+            }),
+            ..self
+        }
+    }
+
+    fn spec(&self, key: ServiceKey, forward: Forward) -> ServiceSpec {
+        ServiceSpec {
+            sched_flags: self.flags,
+            persistence: self.persistence,
+            ..ServiceSpec::new(key, self.sched, forward)
+        }
+    }
 }
 
 /// Where the worker's output goes: transmitted frames return to the pool they came from.
@@ -276,6 +339,8 @@ pub(crate) struct Setup {
     pub timeouts: Timeouts,
     /// Forwarding mode of the TCP service.
     pub tcp_forward: Forward,
+    /// Its scheduler and real servers.
+    pub tcp_sched: SchedSetup,
 }
 
 impl Setup {
@@ -286,16 +351,17 @@ impl Setup {
             laddrs: (flows / 60_000 + 1) as u32,
             timeouts: Timeouts::default(),
             tcp_forward: Forward::Fnat,
+            tcp_sched: SchedSetup::new(Sched::Rr, u32::from(RS_COUNT)),
         }
     }
 }
 
 impl Bench {
     pub(crate) fn new(s: Setup) -> Bench {
-        let mut cs = control_state(s.laddrs, s.timeouts, s.tcp_forward);
+        let mut cs = control_state(&s);
         let snap = cs.snapshot();
         let neigh = cs.neigh_table();
-        let stats = Arc::new(Stats::new(1, 64));
+        let stats = Arc::new(Stats::new(1, STAT_SLOTS as usize));
         let limits = WorkerLimits {
             conns: s.conns,
             ..WorkerLimits::default()
