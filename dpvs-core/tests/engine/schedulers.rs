@@ -307,8 +307,14 @@ fn wlc_on_another_worker_counts_the_first_workers_connection() {
     let (first, _) = handshake(&mut rig, 41_000);
     assert_eq!(first, RS1);
     rig.advance(20);
-    let ctx = Ctx { snap: &rig.snap, neigh: &rig.neigh, now_ms: rig.now };
+    let ctx = Ctx {
+        snap: &rig.snap,
+        neigh: &rig.neigh,
+        now_ms: rig.now,
+    };
     w0.housekeeping(&ctx, usize::MAX, &mut rig.out);
-    let picks: Vec<_> = (0..10).map(|k| pick_on(&mut w0, &mut rig, CLIENT, 41_500 + k)).collect();
+    let picks: Vec<_> = (0..10)
+        .map(|k| pick_on(&mut w0, &mut rig, CLIENT, 41_500 + k))
+        .collect();
     assert!(picks.iter().all(|&p| p == RS2), "{picks:?}");
 }
