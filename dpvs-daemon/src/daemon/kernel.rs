@@ -9,7 +9,7 @@ use dpvs_dpdk::{Eal, Mempool, Ring, RingConsumer, RingProducer};
 use kni::{BridgeOptions, KernelBridge, KniAddr, KniRoute, NmGuard, NmOptions, TwinSpec};
 
 use super::ports::OpenPort;
-use super::shuttle::Shuttle;
+use super::shuttle::{Shuttle, ToShuttle};
 use super::twin::{self, Twin};
 use crate::config::Config;
 use crate::control::twins::{KernelSide, TwinInfo};
@@ -19,7 +19,7 @@ pub(super) const KNI_RING_SIZE: u32 = 1024;
 
 /// A worker's ends of its rings with the shuttle: frames for the kernel out, the kernel's
 /// frames in.
-pub(super) type WorkerKniEnds = (Option<RingProducer>, Option<RingConsumer>);
+pub(super) type WorkerKniEnds = (Option<ToShuttle>, Option<RingConsumer>);
 
 /// Everything the kernel bridge is made of, for the daemon to hand out.
 pub(super) struct Bridge {
@@ -103,7 +103,7 @@ fn twin_spec(cfg: &Config, port: &str) -> Result<TwinSpec, String> {
 }
 
 /// One ring each way between every worker and the shuttle: each worker's ends, and the
-/// shuttle's (in worker order).
+/// shuttle's (in worker order). Runs on the main lcore, which the shuttle's wake-ups name.
 type KniRings = (Vec<WorkerKniEnds>, Vec<RingConsumer>, Vec<RingProducer>);
 
 fn rings(eal: &Eal, workers: usize) -> Result<KniRings, String> {
@@ -116,7 +116,7 @@ fn rings(eal: &Eal, workers: usize) -> Result<KniRings, String> {
         };
         let (to_kernel, from_worker) = ring("in")?;
         let (to_worker, from_kernel) = ring("out")?;
-        ends.push((Some(to_kernel), Some(from_kernel)));
+        ends.push((Some(ToShuttle::new(to_kernel)), Some(from_kernel)));
         from_workers.push(from_worker);
         to_workers.push(to_worker);
     }

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::shuttle::ToShuttle;
 use crate::control::publish::Readers;
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::stats::{Stats, WorkerCounters};
@@ -59,8 +60,8 @@ pub(super) struct RxPort {
 
 /// Per-port TX buffers of one worker; also its mbuf allocator.
 pub(super) struct TxPorts {
-    /// The ring of frames for the kernel bridge (none without twins).
-    to_kernel: Option<RingProducer>,
+    /// The way of frames for the kernel bridge (none without twins).
+    to_kernel: Option<ToShuttle>,
     /// Scratch of `to_kernel` (a frame goes on the ring at once: the kernel's traffic is
     /// light, and a frame the ring refuses must go back to the worker, which counts it).
     one: Vec<Mbuf>,
@@ -74,7 +75,7 @@ pub(super) struct TxPorts {
 impl TxPorts {
     pub(super) fn new(
         queues: Vec<(u16, TxQueue)>,
-        to_kernel: Option<RingProducer>,
+        to_kernel: Option<ToShuttle>,
         pool: &'static Mempool,
         (stats, worker): (Arc<Stats>, usize),
     ) -> Self {
@@ -142,12 +143,12 @@ impl Output<Mbuf> for TxPorts {
     }
 
     fn to_kernel(&mut self, port: u16, mut f: Mbuf) -> Result<(), Mbuf> {
-        let Some(ring) = &mut self.to_kernel else {
+        let Some(shuttle) = &mut self.to_kernel else {
             return Err(f);
         };
         f.set_port(port);
         self.one.push(f);
-        ring.enqueue_burst(&mut self.one);
+        shuttle.send(&mut self.one);
         self.one.pop().map_or(Ok(()), Err)
     }
 }

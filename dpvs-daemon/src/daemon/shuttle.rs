@@ -7,11 +7,14 @@
 //! own TX queues of the ports. A full ring or queue is a counted drop on either side: the
 //! kernel can never slow a worker down, and a worker never waits for the kernel.
 //!
-//! The loop sleeps when there is nothing to move, from 20 µs up to 250 µs as the quiet lasts:
-//! an idle bridge costs a wake-up every quarter millisecond (a few microseconds of CPU each),
-//! and a frame waits at most that long (`bench/kni.sh`, `bench/run.sh`'s `-kni` run measure
-//! both sides of that trade).
+//! The loop sleeps when there is nothing to move, from 20 µs up to 1 ms as the quiet lasts. A
+//! worker that queues a frame for the kernel wakes it at once ([`ToShuttle`]: an atomic swap,
+//! and a futex wake only while the shuttle sleeps), so the sleep bounds only how long the
+//! kernel's own frames wait after a quiet spell; an idle bridge costs a wake-up a millisecond
+//! (a few microseconds of CPU each) on the main lcore's CPU, which the bench shares with a
+//! worker (`bench/kni.sh` and `bench/run.sh`'s `-kni` runs measure both sides of that trade).
 
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use dpvs_core::engine::worker::BURST;
@@ -26,7 +29,31 @@ const VLAN_HLEN: usize = 4;
 /// How often the ports' link states are read again.
 const LINK_CHECK: Duration = Duration::from_millis(100);
 const IDLE_MIN: Duration = Duration::from_micros(20);
-const IDLE_MAX: Duration = Duration::from_micros(250);
+const IDLE_MAX: Duration = Duration::from_millis(1);
+
+/// A worker's way to the kernel: its ring to the shuttle, and the shuttle's thread to wake.
+pub(super) struct ToShuttle {
+    ring: RingProducer,
+    shuttle: Thread,
+}
+
+impl ToShuttle {
+    /// `ring` to the shuttle, which runs on the calling thread (the main lcore).
+    pub(super) fn new(ring: RingProducer) -> ToShuttle {
+        ToShuttle {
+            ring,
+            shuttle: std::thread::current(),
+        }
+    }
+
+    /// Queues the frames of `frames` the ring takes (those it refuses stay) and wakes the
+    /// shuttle: only frames for the kernel come here, never the data plane's.
+    pub(super) fn send(&mut self, frames: &mut Vec<Mbuf>) {
+        if self.ring.enqueue_burst(frames) > 0 {
+            self.shuttle.unpark();
+        }
+    }
+}
 
 /// The shuttle and everything it moves frames through.
 pub(super) struct Shuttle {
@@ -81,7 +108,8 @@ impl Shuttle {
             self.idle = IDLE_MIN;
             return;
         }
-        std::thread::sleep(self.idle);
+        // A worker's frame for the kernel unparks it early (`ToShuttle::send`).
+        std::thread::park_timeout(self.idle);
         self.idle = (self.idle * 2).min(IDLE_MAX);
     }
 
