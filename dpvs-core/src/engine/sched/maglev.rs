@@ -14,7 +14,7 @@
 
 use super::cycle::{reduce, scale, smooth_wrr};
 use super::hash::{ClientKey, mix, onto, server_hash};
-use super::{Load, Server, sorted};
+use super::{Load, Server, sorted, weighted};
 
 /// An empty table entry while filling.
 const EMPTY: u16 = u16::MAX;
@@ -97,12 +97,7 @@ impl Permutation {
 /// order), each claiming its next free preferred position.
 fn fill(servers: &[Server], m: usize) -> Box<[u16]> {
     let order = sorted(servers);
-    let live: Vec<(u16, u64)> = order
-        .iter()
-        .enumerate()
-        .filter(|&(_, &i)| servers[usize::from(i)].weight > 0)
-        .map(|(k, &i)| (k as u16, u64::from(servers[usize::from(i)].weight)))
-        .collect();
+    let live = weighted(servers, &order);
     if live.is_empty() || m < 2 {
         return Box::new([]);
     }

@@ -154,6 +154,17 @@ pub(crate) fn sorted(servers: &[Server]) -> Vec<u16> {
     order
 }
 
+/// The servers of weight > 0 in `order` (from [`sorted`]), as (position in `order`, weight):
+/// what the weighted tables are laid out from.
+pub(crate) fn weighted(servers: &[Server], order: &[u16]) -> Vec<(u16, u64)> {
+    order
+        .iter()
+        .enumerate()
+        .filter(|&(_, &i)| servers[usize::from(i)].weight > 0)
+        .map(|(k, &i)| (k as u16, u64::from(servers[usize::from(i)].weight)))
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -9,7 +9,7 @@
 
 use super::cycle::{reduce, scale};
 use super::hash::{ClientKey, server_hash};
-use super::{Load, Server, sorted};
+use super::{Load, Server, sorted, weighted};
 
 /// Virtual nodes per weight unit (after the weights are divided by their gcd).
 const NODES_PER_UNIT: u64 = 160;
@@ -26,12 +26,7 @@ pub struct Ring {
 impl Ring {
     pub fn new(servers: &[Server], by_tuple: bool) -> Ring {
         let order = sorted(servers);
-        let live: Vec<(u16, u64)> = order
-            .iter()
-            .enumerate()
-            .filter(|&(_, &i)| servers[usize::from(i)].weight > 0)
-            .map(|(k, &i)| (k as u16, u64::from(servers[usize::from(i)].weight)))
-            .collect();
+        let live = weighted(servers, &order);
         let units = reduce(&scale(&reduce(&live), MAX_POINTS / NODES_PER_UNIT));
         let mut points = Vec::new();
         for (k, w) in units {
