@@ -257,6 +257,12 @@ fn serve_client(
             Ok(text) if text.trim().is_empty() => (String::new(), false),
             Ok(text) => (serve_line(text, |req| lock(control).handle(req)), false),
         };
+        // Idle from before the reply goes out: a client that has its answer may act on it at
+        // once (a script connecting its next client), and must find this one idle already.
+        if !fatal {
+            idle_since = Instant::now();
+            session.set_idle(true);
+        }
         if !reply.is_empty() {
             writer.write_all(reply.as_bytes())?;
             writer.write_all(b"\n")?;
@@ -266,8 +272,6 @@ fn serve_client(
         }
         line.clear();
         started = None;
-        idle_since = Instant::now();
-        session.set_idle(true);
     }
 }
 
