@@ -56,7 +56,12 @@ def body(lab):
         say("after %d s: dpdk0.kni has %s; NetworkManager says %s" % (HOLD_S, twin_addrs(lab),
                                                                        state))
         check(state == "unmanaged", "NetworkManager reports dpdk0.kni %s" % state)
-        p = run(lab.nsexec("cl", ["ping", "-c", "3", "-i", "0.3", "-W", "1", "10.0.0.5"]), 15)
+        p = run(lab.nsexec("cl", ["ping", "-c", "5", "-i", "0.3", "-W", "2", "10.0.0.5"]), 20)
+        if p.returncode != 0:
+            # What the path looked like, for the failure's message.
+            neigh = run(lab.nsexec("cl", ["ip", "neigh"]), 10).stdout.strip()
+            twin = lab.ctl_json(["kni", "list"])[0]
+            say("client neighbours: %s; twin: %s" % (neigh, twin))
         check(p.returncode == 0, "ping 10.0.0.5 after %d s: %s" % (HOLD_S, p.stdout[-200:]))
         restores = lab.ctl_json(["kni", "list"])[0]["restores"]
         say("the guard restored the twin %d times" % restores)
