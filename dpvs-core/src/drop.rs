@@ -47,7 +47,8 @@ pub enum DropReason {
     NeighUnresolved,
     /// ARP packet not for us, or malformed.
     ArpIgnored,
-    /// ICMP that we do not answer (not an echo request to one of our addresses).
+    /// ICMP to one of our addresses that we do not answer: neither an echo request nor an
+    /// error (destination unreachable, time exceeded).
     IcmpIgnored,
     /// TX queue full: the packet could not be sent.
     TxFull,
@@ -64,11 +65,20 @@ pub enum DropReason {
     RsNotOnLink,
     /// For the kernel, but the worker's ring to the kernel bridge was full.
     KernelFull,
+    /// An ICMP error (destination unreachable, time exceeded) to one of our addresses whose
+    /// quote reads, but about a packet of no live connection: none matches (expired, cut,
+    /// never ours), or the quoted packet is not TCP or UDP, or is a later fragment.
+    IcmpNoConnection,
+    /// An ICMP error to one of our addresses whose quote cannot be read or contradicts
+    /// itself: a message shorter than its header, an IPv4 header and 8 bytes; an impossible
+    /// inner version, header length or total length; a quote of an ICMP error; not sent to
+    /// the quoted packet's source; or, about a connection, a wrong ICMP checksum.
+    BadIcmpError,
 }
 
 impl DropReason {
     /// Every reason, in counter-index order.
-    pub const ALL: [DropReason; 27] = [
+    pub const ALL: [DropReason; 29] = [
         DropReason::Truncated,
         DropReason::UnknownEthertype,
         DropReason::BadIpHeader,
@@ -96,6 +106,8 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::RsNotOnLink,
         DropReason::KernelFull,
+        DropReason::IcmpNoConnection,
+        DropReason::BadIcmpError,
     ];
     /// Number of reasons: the length of a per-worker counter array.
     pub const COUNT: usize = Self::ALL.len();
@@ -135,6 +147,8 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::RsNotOnLink => "rs_not_on_link",
             DropReason::KernelFull => "kernel_full",
+            DropReason::IcmpNoConnection => "icmp_no_connection",
+            DropReason::BadIcmpError => "bad_icmp_error",
         }
     }
 }

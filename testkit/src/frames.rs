@@ -8,8 +8,9 @@
 use std::net::{Ipv4Addr, SocketAddrV4};
 
 use etherparse::{
-    ArpHardwareId, ArpOperation, ArpPacket, EtherType, IpHeaders, NetHeaders, PacketBuilder,
-    PacketBuilderStep, PacketHeaders, TcpHeader, TcpOptionElement, TransportHeader, VlanId,
+    ArpHardwareId, ArpOperation, ArpPacket, EtherType, Icmpv4Type, IpHeaders, NetHeaders,
+    PacketBuilder, PacketBuilderStep, PacketHeaders, TcpHeader, TcpOptionElement, TransportHeader,
+    VlanId,
 };
 
 /// TCP flag bits, as on the wire (plain `u8`s: the same whichever build of the engine).
@@ -184,6 +185,68 @@ pub fn icmp_echo_frame(s: &Spec, id: u16, seq: u16) -> Vec<u8> {
     let b = ip_step(s).icmpv4_echo_request(id, seq);
     let mut v = Vec::with_capacity(b.size(s.payload.len()));
     b.write(&mut v, &s.payload).expect("build an ICMP frame");
+    v
+}
+
+/// The first 8 bytes of an ICMP error but its checksum: type, code, and the 4 bytes after the
+/// checksum (unused but for the next-hop MTU of "fragmentation needed", in the last two).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IcmpError {
+    pub icmp_type: u8,
+    pub code: u8,
+    pub rest: [u8; 4],
+}
+
+impl IcmpError {
+    /// Destination unreachable (type 3) with `code`.
+    pub fn unreachable(code: u8) -> IcmpError {
+        IcmpError {
+            icmp_type: 3,
+            code,
+            rest: [0; 4],
+        }
+    }
+
+    /// Destination unreachable, fragmentation needed and DF set (type 3, code 4), announcing
+    /// the next-hop `mtu`.
+    pub fn frag_needed(mtu: u16) -> IcmpError {
+        let [m0, m1] = mtu.to_be_bytes();
+        IcmpError {
+            rest: [0, 0, m0, m1],
+            ..IcmpError::unreachable(4)
+        }
+    }
+
+    /// Time exceeded, TTL exceeded in transit (type 11, code 0).
+    pub fn ttl_exceeded() -> IcmpError {
+        IcmpError {
+            icmp_type: 11,
+            code: 0,
+            rest: [0; 4],
+        }
+    }
+}
+
+/// An ICMP error frame `e` from `s.src`'s address to `s.dst`'s (ports ignored) quoting `quoted`
+/// (the offending packet's IPv4 header and first bytes), its checksums valid, written into
+/// `buf` without allocating. Returns the frame's length.
+pub fn write_icmp_error(buf: &mut [u8], s: &Spec, e: IcmpError, quoted: &[u8]) -> usize {
+    let b = ip_step(s).icmpv4(Icmpv4Type::Unknown {
+        type_u8: e.icmp_type,
+        code_u8: e.code,
+        bytes5to8: e.rest,
+    });
+    let len = b.size(quoted.len());
+    b.write(&mut &mut buf[..], quoted)
+        .expect("room for the ICMP error frame");
+    len
+}
+
+/// [`write_icmp_error`] into a new frame.
+pub fn icmp_error_frame(s: &Spec, e: IcmpError, quoted: &[u8]) -> Vec<u8> {
+    let mut v = vec![0; l3_off(s) + 60 + 8 + quoted.len()];
+    let len = write_icmp_error(&mut v, s, e, quoted);
+    v.truncate(len);
     v
 }
 

@@ -482,7 +482,7 @@ pub fn ip4(port: u16, data: &[u8]) -> Ip4 {
 pub fn owner_of(snap: &Snapshot, workers: u16, bytes: &[u8]) -> Option<u16> {
     parse(bytes)
         .ok()
-        .and_then(|p| worker::owner(snap, workers, &p))
+        .and_then(|p| worker::owner(snap, workers, bytes, &p))
 }
 
 /// The one frame a step emitted, decoded as IPv4.

@@ -33,6 +33,16 @@ pub enum Dir {
     Outbound,
 }
 
+impl Dir {
+    /// The other way along the connection.
+    pub fn reverse(self) -> Dir {
+        match self {
+            Dir::Inbound => Dir::Outbound,
+            Dir::Outbound => Dir::Inbound,
+        }
+    }
+}
+
 /// The 5-tuple a packet carries, as seen on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Tuple {

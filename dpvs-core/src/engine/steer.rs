@@ -7,19 +7,28 @@ use std::net::Ipv4Addr;
 use crate::engine::conn::Tuple;
 use crate::engine::laddr::port_owner;
 use crate::engine::snapshot::{LocalAddr, Snapshot};
+use crate::packet::icmp_error::{self, Quoted};
 use crate::packet::ipv4::IpProto;
 use crate::packet::parse::{self, L3, Packet};
 
-/// The worker that must process a parsed packet: the owner of its (possible) connection. `None`
-/// when any worker may: one worker, or a packet that is not TCP or UDP (ARP, ICMP).
-pub fn owner(snap: &Snapshot, workers: u16, pkt: &Packet) -> Option<u16> {
+/// The worker that must process the frame `data`, parsed as `pkt`: the owner of its (possible)
+/// connection. For an ICMP error about a TCP or UDP packet, that is the owner of the
+/// connection of the packet it quotes (see [`quoted_reply_tuple`]): a FullNAT real server's
+/// error to a local address goes by the quoted local port, a client-side error to a VIP by
+/// the quoted client endpoint, and an error routed through us to a NAT client like the NAT
+/// replies. `None` when any worker may: one worker, or a packet of no connection (ARP, ICMP
+/// echo, an ICMP error whose quote cannot be read).
+pub fn owner(snap: &Snapshot, workers: u16, data: &[u8], pkt: &Packet) -> Option<u16> {
     let L3::Ipv4(ip) = &pkt.l3 else { return None };
-    let (sport, dport) = ip.ports()?;
-    l4_owner(
-        snap,
-        workers,
-        &tuple_of(ip.proto, ip.src, sport, ip.dst, dport),
-    )
+    let t = match ip.ports() {
+        Some((sport, dport)) => tuple_of(ip.proto, ip.src, sport, ip.dst, dport),
+        None if icmp_error::is_error(ip) => {
+            let q = icmp_error::quoted(data, ip).ok()?;
+            quoted_reply_tuple(&q)
+        }
+        None => return None,
+    };
+    l4_owner(snap, workers, &t)
 }
 
 /// [`owner`] of the frame in `data`, parsed only as far as needed: the common layout in
@@ -31,7 +40,7 @@ pub fn steer(snap: &Snapshot, workers: u16, data: &[u8]) -> Option<u16> {
     }
     match parse::common(data) {
         Some(h) => l4_owner(snap, workers, &common_tuple(&h)),
-        None => owner(snap, workers, &parse::parse(data).ok()?),
+        None => owner(snap, workers, data, &parse::parse(data).ok()?),
     }
 }
 
@@ -71,6 +80,21 @@ fn tuple_of(proto: IpProto, src: Ipv4Addr, sport: u16, dst: Ipv4Addr, dport: u16
 #[inline]
 pub(crate) fn common_tuple(h: &parse::Common) -> Tuple {
     tuple_of(h.proto, h.src, h.sport, h.dst, h.dport)
+}
+
+/// The tuple of the packets that travel opposite to the one an ICMP error quotes. The quoted
+/// packet is one that left us (rewritten) or passed through us; its reverse is a tuple its
+/// connection is indexed and steered under: for a FullNAT packet `LIP:lport → RIP:rport`, the
+/// real server's replies `RIP:rport → LIP:lport`; for a reply `VIP:vport → CIP:cport`, the
+/// client's packets `CIP:cport → VIP:vport`.
+pub(crate) fn quoted_reply_tuple(q: &Quoted) -> Tuple {
+    tuple_of(
+        q.proto,
+        *q.dst.ip(),
+        q.dst.port(),
+        *q.src.ip(),
+        q.src.port(),
+    )
 }
 
 /// The owner of a client's connection: a hash of the client endpoint (address and port),

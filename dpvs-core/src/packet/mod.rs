@@ -2,12 +2,14 @@
 //!
 //! Hand-rolled fixed-offset reads (`from_be_bytes` on checked slices, safe code only, no
 //! allocation, no panic on any input): [`parse`](parse::parse) summarises a frame once into a
-//! `Copy` [`Packet`], and the rewrite modules ([`nat`], [`ipip`], [`arp`], [`icmp`], [`tcp`]) edit the
-//! frame in place from that summary, patching checksums incrementally where they can.
+//! `Copy` [`Packet`], and the rewrite modules ([`nat`], [`ipip`], [`arp`], [`icmp`],
+//! [`icmp_error`], [`tcp`]) edit the frame in place from that summary, patching checksums
+//! incrementally where they can.
 pub mod arp;
 pub mod checksum;
 pub mod ether;
 pub mod icmp;
+pub mod icmp_error;
 pub mod ipip;
 pub mod ipv4;
 pub mod nat;

@@ -11,6 +11,7 @@ use crate::engine::conn::ConnFlags;
 use crate::packet::Frame;
 use crate::packet::ether::{self, ETH_HLEN, ETH_ZLEN, ETHERTYPE_IPV4, MacAddr};
 use crate::packet::ipip::{self, EncapError};
+use crate::packet::ipv4::{IPV4_PROTO_OFF, IpProto};
 
 impl<F: Frame> Worker<F> {
     /// Sends a packet of a DR or TUN connection (`conn_flags`) to real server `rs`, the IPv4
@@ -127,6 +128,11 @@ impl<F: Frame> Worker<F> {
     /// Tells the sender of the IPv4 packet `ip` that it must fit in `mtu` bytes with the
     /// tunnel header, from the address it sent to (the VIP).
     fn send_frag_needed(&mut self, ctx: &Ctx<'_>, ip: &[u8], mtu: u16, out: &mut impl Output<F>) {
+        // The only ICMP a tunnel carries are errors relayed to the real server (`super::icmp`),
+        // and no error may be sent about an error (RFC 1122 §3.2.2).
+        if ip.get(IPV4_PROTO_OFF) == Some(&IpProto::ICMP.0) {
+            return;
+        }
         let mut quoted = [0u8; 68];
         let q = ipip::quote(ip);
         let Some(((client, vip), quoted)) = ip_pair(ip).zip(quoted.get_mut(..q.len())) else {

@@ -1,7 +1,8 @@
 //! Traffic for the balancer itself: ARP for its addresses (answered on the port the address
-//! lives on, the sender learnt) and ICMP echo (answered in place). On a port with a kernel
-//! twin, the kernel gets a copy of the ARP the data plane consumes (so both neighbour tables
-//! learn) and whatever else is not the data plane's.
+//! lives on, the sender learnt) and ICMP echo (answered in place); ICMP errors are
+//! [`super::icmp`]'s. On a port with a kernel twin, the kernel gets a copy of the ARP the
+//! data plane consumes (so both neighbour tables learn) and whatever else is not the data
+//! plane's.
 
 use std::net::Ipv4Addr;
 
@@ -10,7 +11,7 @@ use crate::drop::DropReason;
 use crate::packet::ether::MacAddr;
 use crate::packet::ipv4::IpProto;
 use crate::packet::parse::{Ipv4Info, L3, L4, Packet};
-use crate::packet::{Frame, arp, icmp};
+use crate::packet::{Frame, arp, icmp, icmp_error};
 
 const ICMP_ECHO_REQUEST: u8 = 8;
 
@@ -73,8 +74,9 @@ impl<F: Frame> Worker<F> {
         }
     }
 
-    /// IPv4 that is neither TCP nor UDP, received on `in_port`: ICMP echo to our addresses
-    /// is answered; not to us, it is the kernel's.
+    /// IPv4 that is neither TCP nor UDP, received on `in_port`: ICMP errors go to
+    /// [`super::icmp`] (they may be about a connection, also when routed through us); ICMP
+    /// echo to our addresses is answered; anything else not to us is the kernel's.
     pub(super) fn on_other_ipv4(
         &mut self,
         ctx: &Ctx<'_>,
@@ -82,6 +84,9 @@ impl<F: Frame> Worker<F> {
         f: F,
         out: &mut impl Output<F>,
     ) {
+        if icmp_error::is_error(ip) {
+            return self.on_icmp_error(ctx, (in_port, ip), f, out);
+        }
         if ctx.snap.local(ip.dst).is_none() {
             return self.not_for_us(ctx, in_port, f, DropReason::NotOurs, out);
         }

@@ -9,6 +9,7 @@
 //! - [`fast_path`]: the straight-line classification of a burst, and the forwarding of a
 //!   packet of an established connection from the connection alone;
 //! - [`local`]: ARP and ICMP echo for the balancer's own addresses;
+//! - [`icmp`]: ICMP errors about connections, translated for the connection's other end;
 //! - [`conns`]: connection life: lookup, new connections (scheduler, local address and port),
 //!   the TCP state and rewrite of each packet, the RST answers, and the ways a connection
 //!   ends (see there);
@@ -43,6 +44,7 @@ mod conns;
 mod direct;
 mod ending;
 mod fast_path;
+mod icmp;
 mod load;
 mod local;
 mod open;
