@@ -1,7 +1,7 @@
 //! Bad input: any frame is forwarded, answered or counted as a drop, never a panic, never a
 //! leaked frame; bursts behave as packet-by-packet processing.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -13,6 +13,7 @@ use dpvs_core::engine::worker::{Command, WorkerLimits};
 use dpvs_core::packet::ipv4::IpProto;
 use dpvs_core::packet::tcp::{ACK, FIN, PSH, SYN};
 use dpvs_core::packet::{Frame, L3, MacAddr, Packet, checksum, parse};
+use dpvs_testkit::frames::{IcmpError, Spec, icmp_error_frame};
 use dpvs_testkit::lab::*;
 use dpvs_testkit::rig::*;
 use proptest::prelude::*;
@@ -21,6 +22,24 @@ use proptest::prelude::*;
 fn templates() -> Vec<(u16, Vec<u8>)> {
     let mut vlan_syn = client_tcp(45000, SYN, 1, 0, b"");
     vlan_syn.splice(12..12, [0x81, 0x00, 0x00, 0x05]);
+    // Packets of connections the `Valid` steps open, as the balancer sent them: errors
+    // quoting them reach the translation.
+    let to_client = tcp_frame(
+        (MAC0, CLIENT_MAC),
+        SocketAddrV4::new(VIP, VPORT_TCP),
+        SocketAddrV4::new(CLIENT, 45101),
+        ACK,
+        (1, 1),
+        b"reply",
+    );
+    let to_rs = tcp_frame(
+        (MAC1, RS1_MAC),
+        SocketAddrV4::new(LADDR, 1025),
+        SocketAddrV4::new(RS1, RPORT_TCP),
+        ACK,
+        (1, 1),
+        b"",
+    );
     vec![
         (0, client_tcp(45001, SYN, 1, 0, b"")),
         (0, client_tcp(45001, ACK | PSH, 2, 1, b"data")),
@@ -40,7 +59,25 @@ fn templates() -> Vec<(u16, Vec<u8>)> {
             icmp_echo(CLIENT, Ipv4Addr::new(8, 8, 8, 8), 1, 1, b"ping"),
         ),
         (0, vlan_syn),
+        icmp_error_to(0, VIP, &to_client),
+        icmp_error_to(1, LADDR, &to_rs),
     ]
+}
+
+/// An ICMP "fragmentation needed" to our address `to`, received on `port` from a router,
+/// quoting the IPv4 packet of `frame` whole (as Linux quotes up to 548 bytes).
+fn icmp_error_to(port: u16, to: Ipv4Addr, frame: &[u8]) -> (u16, Vec<u8>) {
+    let ours = if port == 0 { MAC0 } else { MAC1 };
+    let router = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 254), 0);
+    let s = Spec::between(
+        ([2, 0, 0, 0, 9, 0xfe], ours.0),
+        router,
+        SocketAddrV4::new(to, 0),
+    );
+    (
+        port,
+        icmp_error_frame(&s, IcmpError::frag_needed(1400), &frame[14..]),
+    )
 }
 
 #[derive(Clone, Debug)]

@@ -12,6 +12,7 @@ mod cut;
 mod direct;
 mod expiry;
 mod fullnat;
+mod icmp;
 mod kernel;
 mod local;
 mod nat;
