@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Traffic client for the DPVS-RS lab: run it inside the client namespace.
 
-    lbclient.py http-seq  URL N          [--timeout S] [--body BYTES] [--pause S] [-v]
-    lbclient.py http-conc URL N          [--timeout S] [--body BYTES] [-v]
+    lbclient.py http-seq  URL N          [--timeout S] [--body BYTES | --download BYTES]
+                                         [--pause S] [-v]
+    lbclient.py http-conc URL N          [--timeout S] [--body BYTES | --download BYTES] [-v]
     lbclient.py udp       HOST:PORT N    [--timeout S] [-v]
     lbclient.py hold      URL SECONDS    [--gap-timeout S]
     lbclient.py http-load URL SECONDS    [--threads N] [--timeout S] --log FILE
@@ -12,6 +13,8 @@ http-seq   N GET requests one after the other, each on a new connection; --pause
 http-conc  N GET requests at once, one thread and one connection each.
            --body BYTES: POST that many bytes instead (uploads: full-size segments), and
            count an answer good only if the server reports receiving all of them.
+           --download BYTES: GET /bytes?n=BYTES instead (downloads: full-size segments),
+           and count an answer good only if all of them arrive.
 http-load  GET requests, each on a new connection, from --threads threads for SECONDS;
            every request is logged to FILE as a JSON line {"t0", "t1" (time.monotonic()
            seconds, comparable across namespaces), "ok", "what" (the server, or the error
@@ -114,16 +117,22 @@ def parse_url(url):
     return u.hostname, u.port or 80, path
 
 
-def http_once(host, port, path, timeout, tally, verbose, i, upload=0):
+def http_once(host, port, path, timeout, tally, verbose, i, upload=0, download=0):
     # http.client directly: no proxy environment variables get in the way.
     conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         if upload:
             conn.request("POST", path, body=b"u" * upload, headers={"Connection": "close"})
+        elif download:
+            conn.request("GET", "/bytes?n=%d" % download, headers={"Connection": "close"})
         else:
             conn.request("GET", path, headers={"Connection": "close"})
         resp = conn.getresponse()
-        body = resp.read().decode("utf-8", "replace")
+        raw = resp.read()
+        body = raw.decode("utf-8", "replace")
+        if download and resp.status == 200 and len(raw) != download:
+            tally.bad("short_download", "%d of %d bytes" % (len(raw), download))
+            return False, "short_download"
         if resp.status != 200:
             tally.bad("http_%d" % resp.status, body.strip()[:80])
             return False, "http_%d" % resp.status
@@ -153,7 +162,7 @@ def cmd_http_seq(a):
     for i in range(a.n):
         if i and a.pause > 0:
             time.sleep(a.pause)
-        http_once(host, port, path, a.timeout, t, a.verbose, i, a.body)
+        http_once(host, port, path, a.timeout, t, a.verbose, i, a.body, a.download)
     return t
 
 
@@ -167,7 +176,7 @@ def cmd_http_conc(a):
             barrier.wait(timeout=30)
         except threading.BrokenBarrierError:
             pass
-        http_once(host, port, path, a.timeout, t, a.verbose, i, a.body)
+        http_once(host, port, path, a.timeout, t, a.verbose, i, a.body, a.download)
 
     threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(a.n)]
     for th in threads:
@@ -334,6 +343,8 @@ def main():
         p.add_argument("--timeout", type=float, default=5.0)
         p.add_argument("--body", type=int, default=0, metavar="BYTES",
                        help="POST a body of this many bytes instead of a GET")
+        p.add_argument("--download", type=int, default=0, metavar="BYTES",
+                       help="GET /bytes?n=BYTES and check that all of them arrive")
         p.add_argument("-v", "--verbose", action="store_true")
         p.add_argument("--pause", type=float, default=0.0, metavar="S",
                        help="seconds between requests (http-seq)")

@@ -8,6 +8,8 @@ HTTP (ThreadingHTTPServer, HTTP/1.0, one request per connection):
     GET /hold?s=N -> Content-Length N, then one byte per second for N seconds (a long-lived
                      connection); headers X-Server and X-Peer name the server and the peer
     GET /health   -> "ok\n"
+    GET /bytes?n=N -> N bytes (at least the first line): "rs1 from 192.168.10.200:40001\n",
+                     then dots (a download of full-size segments)
 UDP echo: a datagram "PAYLOAD" is answered with "rs1 PAYLOAD".
 
 Every peer seen is appended to --log as one JSON object per line:
@@ -84,6 +86,8 @@ def make_handler(name, log):
                 self._send(200, b"ok\n")
             elif url.path == "/":
                 self._send(200, ("%s from %s:%d\n" % (name, peer[0], peer[1])).encode())
+            elif url.path == "/bytes":
+                self._send(200, self._bytes(url, peer))
             else:
                 self._send(404, ("%s: not found\n" % name).encode())
 
@@ -103,6 +107,14 @@ def make_handler(name, log):
                 got += len(chunk)
             log.write("tcp", peer, "request", path=self.path, body=got)
             self._send(200, ("%s from %s:%d got %d\n" % (name, peer[0], peer[1], got)).encode())
+
+        def _bytes(self, url, peer):
+            try:
+                n = int(parse_qs(url.query).get("n", ["0"])[0])
+            except ValueError:
+                n = 0
+            head = ("%s from %s:%d\n" % (name, peer[0], peer[1])).encode()
+            return head + b"." * max(0, min(n, 64 << 20) - len(head))
 
         def _hold(self, url, peer):
             try:

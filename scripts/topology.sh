@@ -6,6 +6,8 @@
 #   scripts/topology.sh servers PREFIX   start scripts/servers.py in PREFIX-rs1 and PREFIX-rs2
 #   scripts/topology.sh direct PREFIX    make rs1, rs2 DR/TUN real servers with a return path
 #                                        that bypasses the balancer (see direct() below)
+#   scripts/topology.sh pmtu PREFIX      a client and a real server one narrow hop away, behind
+#                                        kernel routers (see pmtu() below)
 #   scripts/topology.sh down PREFIX      kill what was started, delete everything (idempotent)
 #   scripts/topology.sh status PREFIX    show the namespaces, links and recorded processes
 #   scripts/topology.sh mac PREFIX PORT  print the MAC of lbc or lbr (what dpvs's port will use)
@@ -29,7 +31,7 @@ set -Eeuo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 usage() {
-    echo "usage: $0 up|down|servers|direct|status PREFIX | mac PREFIX lbc|lbr" >&2
+    echo "usage: $0 up|down|servers|direct|pmtu|status PREFIX | mac PREFIX lbc|lbr" >&2
     exit 2
 }
 
@@ -50,6 +52,10 @@ ns_sw=$prefix-sw
 ns_rs1=$prefix-rs1
 ns_rs2=$prefix-rs2
 all_ns=("$ns_cl" "$ns_rs1" "$ns_rs2" "$ns_sw" "$ns_lb")
+# Made by `pmtu` only; removed by `down` when present.
+ns_c2=$prefix-c2
+ns_rs3=$prefix-rs3
+extra_ns=("$ns_c2" "$ns_rs3")
 
 # Fixed, locally administered MACs: easy to recognise in captures, and each lab is its own L2.
 mac_lbc=02:d0:00:00:00:01
@@ -177,20 +183,20 @@ down() {
         done
     fi
     # Anything still running inside our namespaces was started there by this lab's users.
-    for ns in "${all_ns[@]}"; do
+    for ns in "${extra_ns[@]}" "${all_ns[@]}"; do
         ns_exists "$ns" || continue
         for pid in $(ip netns pids "$ns" 2>/dev/null || true); do
             kill -TERM "$pid" 2>/dev/null || true
         done
     done
-    for ns in "${all_ns[@]}"; do
+    for ns in "${extra_ns[@]}" "${all_ns[@]}"; do
         ns_exists "$ns" || continue
         for pid in $(ip netns pids "$ns" 2>/dev/null || true); do
             for _ in $(seq 1 30); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
             kill -KILL "$pid" 2>/dev/null || true
         done
     done
-    for ns in "${all_ns[@]}"; do
+    for ns in "${extra_ns[@]}" "${all_ns[@]}"; do
         if ns_exists "$ns"; then
             ip netns del "$ns" 2>/dev/null || true
         fi
@@ -247,7 +253,7 @@ servers() {
 
 status() {
     local ns f
-    for ns in "${all_ns[@]}"; do
+    for ns in "${all_ns[@]}" "${extra_ns[@]}"; do
         if ns_exists "$ns"; then
             echo "== $ns"
             ip -n "$ns" -br addr 2>/dev/null || true
@@ -304,11 +310,85 @@ direct() {
     echo "rs1, rs2 are direct-return real servers in $prefix"
 }
 
+# Path MTU discovery through the balancer needs a router that cannot forward one end's big
+# packets: an end host's own narrow link never makes one (its TCP announces an MSS that fits),
+# but a narrower link further on does. Two such hops, each a forwarding kernel whose
+# interface onto the far host's link has MTU 1400 while the far host's own end keeps 1500
+# (so it announces the full MSS, like a host that does not know of a narrower link beyond):
+#   PREFIX-cl   also a router (ip_forward) to PREFIX-c2: eth2 10.0.2.1/24, MTU 1400
+#   PREFIX-c2   eth0 10.0.2.2/24, MTU 1500, default via 10.0.2.1: a client one narrow hop
+#               behind the balancer's client link (the balancer routes 10.0.2.0/24 via
+#               10.0.0.2)
+#   PREFIX-sw   also a router (ip_forward): br0 192.168.10.254/24, default via 192.168.10.1 (the
+#               balancer: NAT replies go back through it), p-rs3 192.168.30.1/24, MTU 1400
+#   PREFIX-rs3  eth0 192.168.30.13/24, MTU 1500, default via 192.168.30.1, scripts/servers.py
+#               on 8080 (log $state/logs/rs3.peers.jsonl): a real server one narrow hop
+#               behind the balancer's real-server link (routed 192.168.30.0/24 via
+#               192.168.10.254)
+pmtu() {
+    ns_exists "$ns_sw" || { echo "topology $prefix is not up" >&2; exit 1; }
+    if ns_exists "$ns_c2"; then
+        echo "topology $prefix already has its pmtu hosts" >&2
+        exit 1
+    fi
+    mkdir -p "$state/pids" "$state/logs"
+    local ns py
+    for ns in "${extra_ns[@]}"; do
+        ip netns add "$ns"
+        ns_sysctl "$ns" net.ipv6.conf.default.disable_ipv6 1
+        ns_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 1
+        nsx "$ns" ip link set lo up
+    done
+
+    ip link add eth2 netns "$ns_cl" type veth peer name eth0 netns "$ns_c2"
+    narrow_hop "$ns_cl" eth2 10.0.2.1/24 "$ns_c2" 10.0.2.2/24
+    ns_sysctl "$ns_cl" net.ipv4.ip_forward 1
+
+    ip link add p-rs3 netns "$ns_sw" type veth peer name eth0 netns "$ns_rs3"
+    narrow_hop "$ns_sw" p-rs3 192.168.30.1/24 "$ns_rs3" 192.168.30.13/24
+    nsx "$ns_sw" ip addr add 192.168.10.254/24 dev br0
+    nsx "$ns_sw" ip route add default via 192.168.10.1
+    ns_sysctl "$ns_sw" net.ipv4.ip_forward 1
+
+    py=$(command -v python3)
+    ip netns exec "$ns_rs3" "$py" -u "$here/servers.py" --name rs3 \
+        --http-port 8080 --udp-port 5353 --log "$state/logs/rs3.peers.jsonl" \
+        >"$state/logs/rs3.out" 2>&1 &
+    echo $! >"$state/pids/rs3.pid"
+    local deadline=$((SECONDS + 10))
+    until rs_listens "$ns_rs3" 2>/dev/null; do
+        if [ $SECONDS -ge $deadline ]; then
+            echo "servers.py in $ns_rs3 did not start:" >&2
+            cat "$state/logs/rs3.out" >&2 || true
+            exit 1
+        fi
+        sleep 0.1
+    done
+    echo "pmtu hosts $ns_c2, $ns_rs3 up in $prefix"
+}
+
+# narrow_hop ROUTER_NS DEV ROUTER_ADDR HOST_NS HOST_ADDR: the router's DEV (MTU 1400) and the
+# host's eth0 (MTU 1500, default route via the router) are up, offloads off, no IPv6.
+narrow_hop() {
+    local rns=$1 dev=$2 raddr=$3 hns=$4 haddr=$5
+    no_ipv6 "$rns" "$dev"
+    no_ipv6 "$hns" eth0
+    offloads_off "$rns" "$dev"
+    offloads_off "$hns" eth0
+    nsx "$rns" ip link set "$dev" mtu 1400
+    nsx "$rns" ip addr add "$raddr" dev "$dev"
+    nsx "$rns" ip link set "$dev" up
+    nsx "$hns" ip addr add "$haddr" dev eth0
+    nsx "$hns" ip link set eth0 up
+    nsx "$hns" ip route add default via "${raddr%/*}"
+}
+
 case $cmd in
     up) up ;;
     down) down ;;
     servers) servers ;;
     direct) direct ;;
+    pmtu) pmtu ;;
     status) status ;;
     mac)
         [ $# -eq 3 ] || usage

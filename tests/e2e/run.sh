@@ -16,7 +16,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 root=$PWD
 e2e=$root/tests/e2e
 
-all_tests=(bad_config fullnat_tcp fullnat_udp nat_tcp dr_tcp tun_tcp rs_weight0_drain rs_delete schedulers bad_control garbage_frames fragments_tap churn restart kni kni_nm bench_smoke)
+all_tests=(bad_config fullnat_tcp fullnat_udp nat_tcp dr_tcp tun_tcp icmp_pmtu rs_weight0_drain rs_delete schedulers bad_control garbage_frames fragments_tap churn restart kni kni_nm bench_smoke)
 
 if [ "${1:-}" = --list ]; then
     printf '%s\n' "${all_tests[@]}"
