@@ -3,7 +3,8 @@
 
     labconf.py --prefix PREFIX [--workers N] [--replace OLD NEW]... [--in FILE] [--out FILE]
 
---prefix   becomes the EAL --file-prefix (the DPDK runtime directory), so runs never collide
+--prefix   becomes the EAL --file-prefix (the DPDK runtime directory) and the instance name, so
+           runs never collide
 --workers  sets [workers] count
 --replace  replaces the first occurrence of the text OLD with NEW (tests use it to make a bad
            config); it is an error if OLD is absent
@@ -33,6 +34,15 @@ def main():
     text, n = re.subn(r'("--file-prefix",\s*)"[^"]*"', r'\g<1>"%s"' % a.prefix, text)
     if n != 1:
         sys.exit("labconf: no --file-prefix in %s" % a.src)
+    # The instance name too: the daemon claims it machine-wide, and two labs (a test and the
+    # demo, or two helpers' tests) must be able to run side by side.
+    if re.search(r"(?m)^\s*instance\s*=", text):
+        text = re.sub(r'(?m)^(\s*instance\s*=\s*)"[^"]*"', r'\g<1>"%s"' % a.prefix, text, count=1)
+    elif re.search(r"(?m)^\[control\]", text):
+        text = re.sub(r"(?m)^\[control\]\n", '[control]\ninstance = "%s"\n' % a.prefix, text,
+                      count=1)
+    else:
+        text += '\n[control]\ninstance = "%s"\n' % a.prefix
     if a.workers is not None:
         text, n = re.subn(r"(?m)^(\s*count\s*=\s*)\d+", r"\g<1>%d" % a.workers, text, count=1)
         if n != 1:

@@ -32,10 +32,9 @@ def second_daemon(lab, config, ipc):
 def check_second_daemons(lab):
     pid = lab.dpvs.pid
     other = lab.write_config(
-        replace=[('"--file-prefix", "%s"' % lab.prefix, '"--file-prefix", "%s_b"' % lab.prefix)],
+        replace=[('"--file-prefix", "%s"' % lab.prefix, '"--file-prefix", "%s_b"' % lab.prefix),
+                 ('instance = "%s"' % lab.prefix, 'instance = "%s_b"' % lab.prefix)],
         path=os.path.join(lab.state, "second.toml"))
-    with open(other, "a") as f:
-        f.write('\n[control]\ninstance = "%s_b"\n' % lab.prefix)
     for what, config, ipc in [
             ("another prefix, instance and socket", other, os.path.join(lab.state, "b.sock")),
             ("the same config", lab.config, lab.sock)]:
