@@ -6,6 +6,9 @@
 //! The errors are built the way their senders build them: a router or host quoting the packet
 //! as the balancer sent it (Linux quotes up to 576 bytes of error in all, RFC 792 routers the
 //! IPv4 header and 8 bytes).
+//!
+//! Over 500 lines on purpose: each mode and direction needs its own frames and checks, and one
+//! file keeps the builders of errors and their readers next to every case that uses them.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
