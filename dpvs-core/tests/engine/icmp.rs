@@ -14,6 +14,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddrV4};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use crate::nat::nat_rig;
+
 use dpvs_api::{Forward, Proto, RsSpec, Sched, ServiceKey, ServiceSpec};
 use dpvs_core::drop::DropReason;
 use dpvs_core::engine::tcp_state::Timeouts;
@@ -323,26 +325,6 @@ fn fullnat_udp_port_unreachable_reaches_the_client() {
 }
 
 // -------------------------------------------------------------------------------------- NAT
-
-/// The NAT service of these tests: VIP:81 → RS1:8080.
-fn nat_svc() -> ServiceKey {
-    ServiceKey {
-        proto: Proto::Tcp,
-        vip: IpAddr::V4(VIP),
-        port: 81,
-    }
-}
-
-fn nat_rig() -> Rig<VecFrame> {
-    let mut state = lab_state(Timeouts::default(), &[RS1, RS2]);
-    state
-        .service_add(&ServiceSpec::new(nat_svc(), Sched::Rr, Forward::Nat))
-        .unwrap();
-    state
-        .rs_add(&nat_svc(), &RsSpec::new(sa(RS1, RPORT_TCP), 1))
-        .unwrap();
-    Rig::new(state, limits(256))
-}
 
 /// NAT, both ways. From the real servers' side, the error about `CIP:cport → RIP:rport` goes
 /// to the client's address, which is not ours: routed through us, it reaches the client from

@@ -11,8 +11,8 @@ use dpvs_core::packet::tcp::{ACK, PSH, SYN};
 use dpvs_testkit::lab::*;
 use dpvs_testkit::rig::*;
 
-/// The NAT service of the NAT tests: VIP:81 → RS1:8080.
-fn nat_svc() -> ServiceKey {
+/// The NAT service of the NAT tests (and of the ICMP tests' NAT cases): VIP:81 → RS1:8080.
+pub(crate) fn nat_svc() -> ServiceKey {
     ServiceKey {
         proto: Proto::Tcp,
         vip: IpAddr::V4(VIP),
@@ -20,7 +20,7 @@ fn nat_svc() -> ServiceKey {
     }
 }
 
-fn nat_rig() -> Rig<VecFrame> {
+pub(crate) fn nat_rig() -> Rig<VecFrame> {
     let mut state = lab_state(Timeouts::default(), &[RS1, RS2]);
     state
         .service_add(&ServiceSpec::new(nat_svc(), Sched::Rr, Forward::Nat))
