@@ -80,8 +80,9 @@ fn io_reason(e: &io::Error) -> String {
     }
 }
 
+/// Collapses line breaks, a lone `\r` included (toml's messages quote the file's keys).
 fn one_line(s: &str) -> String {
-    s.lines()
+    s.split(['\n', '\r'])
         .map(str::trim)
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
@@ -105,13 +106,26 @@ fn covers(span: Range<usize>, pos: usize) -> bool {
 fn find_in_table(table: &DeTable<'_>, pos: usize, path: &mut Vec<String>) -> bool {
     for (key, value) in table.iter() {
         let sep = if path.is_empty() { "" } else { "." };
-        path.push(format!("{sep}{}", key.get_ref()));
+        path.push(format!("{sep}{}", path_key(key.get_ref())));
         if covers(key.span(), pos) || find_in_value(value.get_ref(), value.span(), pos, path) {
             return true;
         }
         path.pop();
     }
     false
+}
+
+/// A key as a dotted path shows it: bare when TOML allows it bare, else quoted with its
+/// escapes, so that the path stays one line whatever the key holds.
+fn path_key(key: &str) -> String {
+    let bare = key
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare && !key.is_empty() {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
 }
 
 /// Tables and arrays are searched inside first, since their own span may be just a header.

@@ -524,6 +524,21 @@ fn timeouts_conn_control_errors() {
     );
 }
 
+/// Found by the `config` fuzz target: a quoted key holding a line break made the error two
+/// lines (the key path is not toml's message, which was collapsed), and a lone `\r` survived
+/// the collapsing.
+#[test]
+fn keys_with_line_breaks_give_one_line_errors() {
+    let e = err("[control]\n\"a\\nb\" = 1\n");
+    assert!(
+        e.starts_with("control.\"a\\nb\": line 18: unknown field `a; b`"),
+        "{e:?}"
+    );
+    let e = err("[control]\n\"a\\rb\" = 1\n");
+    assert!(!e.contains(['\n', '\r']), "{e:?}");
+    assert!(e.contains("unknown field `a; b`"), "{e:?}");
+}
+
 #[test]
 fn toml_errors_are_one_line_with_key_and_line() {
     // BASE is 16 lines; the appended text starts on line 17.
