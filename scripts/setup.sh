@@ -62,7 +62,13 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked --quiet
 fi
 
-# 4. Build.
+# 4. cargo-fuzz (the fuzz targets' short runs in scripts/test.sh: scripts/fuzz.sh, fuzz/README.md).
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    log "installing cargo-fuzz (cargo install, takes a minute)"
+    cargo install cargo-fuzz --locked --quiet
+fi
+
+# 5. Build.
 if [ "$build" = 1 ]; then
     log "cargo build --release --workspace"
     cargo build --release --workspace

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command (also what CI runs):
 #   set-up + release build (scripts/setup.sh), unit/integration tests (cargo nextest, or cargo
-#   test when nextest is missing), then the end-to-end suite (tests/e2e/run.sh).
+#   test when nextest is missing), a short run of each fuzz target (scripts/fuzz.sh --short),
+#   then the end-to-end suite (tests/e2e/run.sh).
 #
 #   scripts/test.sh [--no-setup] [--unit-only | --e2e-only] [E2E_TEST...]
 # Exits non-zero if anything failed. The last line is the e2e summary `N passed, M failed`.
@@ -18,7 +19,7 @@ for arg in "$@"; do
         --no-setup) setup=0 ;;
         --unit-only) e2e=0 ;;
         --e2e-only) unit=0 ;;
-        -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
         -*) echo "test.sh: unknown option $arg" >&2; exit 2 ;;
         *) e2e_tests+=("$arg") ;;
     esac
@@ -40,6 +41,8 @@ if [ "$unit" = 1 ]; then
     else
         cargo test --workspace || status=1
     fi
+    echo "== fuzz targets, 20 s each (scripts/fuzz.sh --short)"
+    scripts/fuzz.sh --short || status=1
 fi
 
 if [ "$e2e" = 1 ]; then
