@@ -142,8 +142,14 @@ impl<'a> Harness<'a> {
 
     /// Housekeeping: released and expired parked frames, ARP retries, expired connections.
     fn timers(&mut self, what: &str) {
+        self.checked(what, Rig::housekeeping);
+    }
+
+    /// Runs a step that receives no frame (timers, a publication) and checks what it sent,
+    /// what it counted and the connection accounting.
+    fn checked(&mut self, what: &str, step: fn(&mut Rig<Tracked>) -> Vec<(u16, Tracked)>) {
         let before = Tally::take(&self.rig);
-        let out = self.rig.housekeeping();
+        let out = step(&mut self.rig);
         let after = Tally::take(&self.rig);
         invariants::every_frame_sent_parked_or_counted(before, after, 0, what);
         // Parked frames may have come in with bad checksums: only the rest is checked.
@@ -166,14 +172,7 @@ impl<'a> Harness<'a> {
     /// The control plane publishes its state (snapshot and neighbours); the worker sees it at
     /// once, as it would at its next burst.
     fn publish(&mut self, what: &str) {
-        let before = Tally::take(&self.rig);
-        let out = self.rig.republish();
-        let after = Tally::take(&self.rig);
-        invariants::every_frame_sent_parked_or_counted(before, after, 0, what);
-        invariants::emitted_frames_are_well_formed(&self.rig.snap, &out, false, what);
-        self.record(&[], &out);
-        drop(out);
-        invariants::conn_accounting_consistent(&self.rig, what);
+        self.checked(what, Rig::republish);
     }
 
     /// Adds or removes one of the lab's optional routes, and publishes.
