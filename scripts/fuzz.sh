@@ -9,8 +9,9 @@
 #                                         and what earlier runs found, in fuzz/work/TARGET
 #
 # Environment: SANITIZER (address, the default of cargo-fuzz; or none: twice as fast to build,
-# four times faster to run; the targets are safe Rust), JOBS (libFuzzer -fork processes for a
-# long run). Crashes land in fuzz/artifacts/TARGET/.
+# four times faster to run; the targets are safe Rust), FUZZ_FLAGS (more `cargo fuzz run`
+# options, e.g. --no-trace-compares), JOBS (libFuzzer -fork processes for a long run).
+# Crashes land in fuzz/artifacts/TARGET/.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,7 +40,7 @@ extra_seeds() {
     esac
 }
 
-usage() { sed -n '2,13p' "$0"; }
+usage() { sed -n '2,14p' "$0"; }
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "fuzz.sh: cargo-fuzz is missing (scripts/setup.sh installs it)" >&2
@@ -95,6 +96,6 @@ args=(-max_len="$(max_len "$target")" -timeout=10 -print_final_stats=1)
 [ -n "${JOBS:-}" ] && args+=(-fork="$JOBS")
 # The corpus a run grows is fuzz/work/TARGET (not committed); the seeds are read only.
 mkdir -p "fuzz/work/$target"
-# shellcheck disable=SC2046 # extra_seeds is a list of directories
-exec cargo fuzz run --sanitizer "${SANITIZER:-address}" "$target" \
+# shellcheck disable=SC2046,SC2086 # word splitting of lists wanted
+exec cargo fuzz run --sanitizer "${SANITIZER:-address}" ${FUZZ_FLAGS:-} "$target" \
     "fuzz/work/$target" "fuzz/corpus/$target" $(extra_seeds "$target") -- "${args[@]}" "$@"
