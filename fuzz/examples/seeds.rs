@@ -11,8 +11,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use dpvs_api::{
-    Forward, MacAddr, Request, RequestEnvelope, RouteSpec, RsSpec, Sched, ServiceKey, ServiceSpec,
-    encode_request,
+    Forward, MacAddr, Persistence, Request, RequestEnvelope, RouteSpec, RsSpec, Sched, SchedFlags,
+    ServiceKey, ServiceSpec, encode_request,
 };
 use dpvs_core::packet::{Ipv4Info, parse};
 use dpvs_fuzz::pipeline::{run_recording, seeds::seeds};
@@ -82,15 +82,20 @@ fn requests() -> Vec<Request> {
     let sa = |s: &str| -> SocketAddr { s.parse().unwrap() };
     let svc: ServiceKey = "tcp:10.0.0.100:80".parse().unwrap();
     let nat: ServiceKey = "tcp:10.0.0.100:81".parse().unwrap();
-    let spec = |key, forward| ServiceSpec {
-        key,
-        sched: Sched::Wrr,
-        forward,
-    };
+    let persistent: ServiceKey = "tcp:10.0.0.100:87".parse().unwrap();
+    let spec = |key, forward| ServiceSpec::new(key, Sched::Wrr, forward);
     let rs = |addr: &str, weight, forward| RsSpec {
-        addr: sa(addr),
-        weight,
         forward,
+        ..RsSpec::new(sa(addr), weight)
+    };
+    let limited = |addr: &str, weight, upper, lower| RsSpec {
+        upper: Some(upper),
+        lower,
+        ..RsSpec::new(sa(addr), weight)
+    };
+    let fallback_port = SchedFlags {
+        fallback: true,
+        port: true,
     };
     vec![
         Request::ServiceAdd(spec(nat, Forward::Nat)),
@@ -159,5 +164,64 @@ fn requests() -> Vec<Request> {
             addr: sa("192.168.10.12:8080"),
         },
         Request::ServiceDel { service: nat },
+        // The schedulers' options: a persistent sh service with flags, limits on its real
+        // servers, then Maglev with a small table, conhash, least-connection.
+        Request::ServiceAdd(ServiceSpec {
+            sched_flags: fallback_port,
+            persistence: Some(Persistence {
+                timeout: 300,
+                netmask: 24,
+            }),
+            ..ServiceSpec::new(persistent, Sched::Sh, Forward::Fnat)
+        }),
+        Request::RsAdd {
+            service: persistent,
+            rs: limited("192.168.10.11:8087", 1, 10, Some(5)),
+        },
+        Request::RsAdd {
+            service: persistent,
+            rs: limited("192.168.10.12:8087", 2, 4, None),
+        },
+        Request::RsEdit {
+            service: persistent,
+            rs: limited("192.168.10.12:8087", 2, 0, None),
+        },
+        Request::ServiceEdit(ServiceSpec {
+            sched_flags: fallback_port,
+            mh_table_size: Some(251),
+            ..ServiceSpec::new(persistent, Sched::Mh, Forward::Fnat)
+        }),
+        Request::ServiceEdit(ServiceSpec {
+            sched_flags: SchedFlags {
+                fallback: false,
+                port: true,
+            },
+            ..ServiceSpec::new(persistent, Sched::Conhash, Forward::Fnat)
+        }),
+        Request::ServiceEdit(ServiceSpec::new(persistent, Sched::Lc, Forward::Fnat)),
+        // The kernel twin of dpdk0.
+        Request::KniAddrAdd {
+            port: "dpdk0".into(),
+            addr: ip("10.0.0.9"),
+            prefix_len: 24,
+        },
+        Request::KniRouteAdd {
+            port: "dpdk0".into(),
+            prefix: ip("172.20.0.0"),
+            prefix_len: 16,
+            via: Some(ip("10.0.0.254")),
+        },
+        Request::KniList,
+        Request::KniRouteDel {
+            port: "dpdk0".into(),
+            prefix: ip("172.20.0.0"),
+            prefix_len: 16,
+            via: Some(ip("10.0.0.254")),
+        },
+        Request::KniAddrDel {
+            port: "dpdk0".into(),
+            addr: ip("10.0.0.9"),
+            prefix_len: 24,
+        },
     ]
 }

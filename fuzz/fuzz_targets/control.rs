@@ -19,6 +19,9 @@ use libfuzzer_sys::fuzz_target;
 
 /// Requests one input may make (a bound on the work per input).
 const MAX_LINES: usize = 64;
+/// Persistence templates (the daemon's default is a million, allocated with the first
+/// persistent service: too much to allocate per input).
+const TEMPLATES: usize = 1024;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -28,10 +31,12 @@ fuzz_target!(|data: &[u8]| {
     }
 });
 
-/// The lab's control plane (two ports, our addresses, the FullNAT TCP and UDP services), with
-/// no workers: requests for worker state get empty answers.
+/// The lab's control plane (two ports, the client side's with a kernel twin, our addresses,
+/// the FullNAT TCP and UDP services), with no workers (requests for worker state get empty
+/// answers) and no kernel bridge (the twins' configuration is kept, and applied to nothing).
 fn lab_control() -> Control {
-    let mut state = lab_state(Timeouts::default(), &[RS1, RS2]);
+    let mut state = lab_state(Timeouts::default(), &[RS1, RS2]).with_templates(TEMPLATES);
+    state.ports[0].kni = true;
     let publisher = Publisher::new(state.snapshot(), state.neigh_table());
     Control {
         state,
@@ -39,6 +44,8 @@ fn lab_control() -> Control {
         stats: Arc::new(Stats::new(1, SLOTS as usize)),
         commands: vec![],
         dataplane: Box::new(Detached),
+        kernel: Default::default(),
+        rates: Default::default(),
     }
 }
 
@@ -48,7 +55,7 @@ fn serve(control: &mut Control, line: &str) {
     match &decoded {
         Err(e) => assert_one_line(e, "decode_request"),
         Ok(env) => assert_eq!(
-            decode_request(&encode_request(env)).as_ref(),
+            decode_request(encode_request(env)).as_ref(),
             Ok(env),
             "a request does not survive its own encoding"
         ),

@@ -8,6 +8,7 @@ use dpvs_core::drop::DropReason;
 use dpvs_core::packet::arp::reply_in_place;
 use dpvs_core::packet::checksum::{ipv4_header_valid, ipv4_l4_valid, plain_valid};
 use dpvs_core::packet::icmp::echo_reply_in_place;
+use dpvs_core::packet::ipv4::IpProto;
 use dpvs_core::packet::nat::{rewrite_common, rewrite_ipv4};
 use dpvs_core::packet::parse::{COMMON_HEAD, Common, common};
 use dpvs_core::packet::tcp::{RST, rst_reply_in_place};
@@ -152,7 +153,7 @@ fn in_place_rewrites_keep_frames_valid(data: &[u8], p: &Packet) {
             "a RST without RST"
         );
         assert!(
-            ipv4_l4_valid(ip.src, ip.dst, 6, &g[ip.l4_off..ip.end()]),
+            ipv4_l4_valid(ip.src, ip.dst, IpProto::TCP, &g[ip.l4_off..ip.end()]),
             "a RST with a bad TCP checksum"
         );
     }

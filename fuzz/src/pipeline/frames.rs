@@ -5,6 +5,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use dpvs_core::engine::conn::{Conn, ConnTable};
 use dpvs_core::packet::checksum::{fill_ipv4_header_checksum, fill_ipv4_l4_checksum};
+use dpvs_core::packet::ipv4::IpProto;
 use dpvs_core::packet::tcp::SYN;
 use dpvs_core::packet::{L3, MacAddr, parse};
 use dpvs_testkit::lab::{
@@ -188,7 +189,7 @@ fn conn_frame(c: &Conn, reply: bool, flags: u8, body: &[u8]) -> (u16, Vec<u8>) {
             (mac(ip), MAC0),
         )
     };
-    let b = if c.proto == 17 {
+    let b = if c.proto == IpProto::UDP {
         udp_frame(macs, src, dst, body)
     } else {
         tcp_frame(macs, src, dst, flags, (3000, 4000), body)

@@ -30,12 +30,18 @@ pub enum Step {
     Housekeeping,
     /// The control plane takes the neighbours the worker learnt from ARP and republishes.
     ControlTick,
-    /// The control plane ends the connections of a real server (`FlushRs`) or of a service
-    /// (`FlushService`), picked by index among the lab's.
-    Flush { service: bool, index: u8 },
+    /// The control plane cuts the connections of a real server (`CutRs`) or of a service
+    /// (`CutService`), picked by index among the lab's, as a deletion does.
+    Cut { service: bool, index: u8 },
     /// The control plane adds, or removes if present, one of the lab's optional routes
     /// (`lab::ROUTES`, by index) and publishes.
     Route(u8),
+    /// The control plane edits a real server (`target < 128`: its weight and connection
+    /// limits) or a service (its scheduler, flags and persistence), picked by index among the
+    /// lab's, and publishes. See `lab::edit`.
+    Edit { target: u8, a: u8, b: u8 },
+    /// The ring to the client side's kernel twin is full (`true`) or has room again.
+    KernelFull(bool),
 }
 
 /// A received frame: arbitrary bytes, or a valid template, possibly mutated.
@@ -171,19 +177,22 @@ impl<'a> Arbitrary<'a> for Input {
     }
 }
 
-// Step opcodes (the first byte of a step, modulo 8).
+// Step opcodes (the first byte of a step, modulo OPS).
 const OP_FRAME: u8 = 0;
 const OP_FRAME2: u8 = 1;
 const OP_BURST: u8 = 2;
 const OP_ADVANCE: u8 = 3;
 const OP_HOUSEKEEPING: u8 = 4;
 const OP_CONTROL_TICK: u8 = 5;
-const OP_FLUSH: u8 = 6;
+const OP_CUT: u8 = 6;
 const OP_ROUTE: u8 = 7;
+const OP_EDIT: u8 = 8;
+const OP_KERNEL: u8 = 9;
+const OPS: u8 = 10;
 
 impl Step {
     fn decode(r: &mut Reader<'_>) -> Step {
-        match r.u8() % 8 {
+        match r.u8() % OPS {
             // Single frames weigh double: they are what most inputs are made of.
             OP_FRAME | OP_FRAME2 => Step::Frame(Frame::decode(r)),
             OP_BURST => {
@@ -195,14 +204,20 @@ impl Step {
             OP_ADVANCE => Step::Advance(r.u16()),
             OP_HOUSEKEEPING => Step::Housekeeping,
             OP_CONTROL_TICK => Step::ControlTick,
-            OP_FLUSH => {
+            OP_CUT => {
                 let b = r.u8();
-                Step::Flush {
+                Step::Cut {
                     service: b & 1 != 0,
                     index: b >> 1,
                 }
             }
-            OP_ROUTE.. => Step::Route(r.u8()),
+            OP_ROUTE => Step::Route(r.u8()),
+            OP_EDIT => Step::Edit {
+                target: r.u8(),
+                a: r.u8(),
+                b: r.u8(),
+            },
+            OP_KERNEL.. => Step::KernelFull(r.u8() & 1 != 0),
         }
     }
 
@@ -225,11 +240,13 @@ impl Step {
             }
             Step::Housekeeping => out.push(OP_HOUSEKEEPING),
             Step::ControlTick => out.push(OP_CONTROL_TICK),
-            Step::Flush { service, index } => {
-                assert!(*index < 128, "flush index");
-                out.extend([OP_FLUSH, index << 1 | u8::from(*service)]);
+            Step::Cut { service, index } => {
+                assert!(*index < 128, "cut index");
+                out.extend([OP_CUT, index << 1 | u8::from(*service)]);
             }
             Step::Route(i) => out.extend([OP_ROUTE, *i]),
+            Step::Edit { target, a, b } => out.extend([OP_EDIT, *target, *a, *b]),
+            Step::KernelFull(full) => out.extend([OP_KERNEL, u8::from(*full)]),
         }
     }
 }
@@ -448,11 +465,17 @@ mod tests {
             Step::Advance(12345),
             Step::Housekeeping,
             Step::ControlTick,
-            Step::Flush {
+            Step::Cut {
                 service: true,
                 index: 5,
             },
             Step::Route(1),
+            Step::Edit {
+                target: 200,
+                a: 4,
+                b: 7,
+            },
+            Step::KernelFull(true),
             Step::Frame(Frame::Template {
                 t: Template::Arp {
                     port: 1,

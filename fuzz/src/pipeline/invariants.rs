@@ -2,12 +2,16 @@
 //! message naming the broken promise, which is what libFuzzer reports as a crash.
 
 use std::cell::Cell;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use dpvs_core::engine::conn::{Dir, Tuple};
+use dpvs_core::engine::persist::TemplateKey;
 use dpvs_core::engine::snapshot::Snapshot;
-use dpvs_core::engine::tcp_state::{TcpState, is_active};
+use dpvs_core::engine::tcp_state::is_active;
 use dpvs_core::packet::checksum::{ipv4_l4_valid, plain_valid};
+use dpvs_core::packet::ipv4::IpProto;
 use dpvs_core::packet::{Frame, L3, L4, Packet, parse};
 use dpvs_testkit::lab::SLOTS;
 use dpvs_testkit::rig::{ARP_REQUEST, Counted, ME, MakeFrame, Rig};
@@ -69,6 +73,7 @@ pub fn live(rig: &Rig<Tracked>) -> usize {
 pub struct Tally {
     destroyed: u64,
     drops: u64,
+    to_kernel: u64,
 }
 
 impl Tally {
@@ -76,6 +81,7 @@ impl Tally {
         Tally {
             destroyed: DESTROYED.get(),
             drops: rig.total_drops(),
+            to_kernel: rig.counters().to_kernel.get(),
         }
     }
 }
@@ -165,6 +171,28 @@ pub fn emitted_frames_are_well_formed(
     }
 }
 
+/// What the worker handed to the kernel twins during a step is what it counted `to_kernel`,
+/// and went to a port that has a twin.
+pub fn kernel_frames_counted(
+    snap: &Snapshot,
+    before: Tally,
+    after: Tally,
+    kernel: &[(u16, Tracked)],
+    what: &str,
+) {
+    assert_eq!(
+        after.to_kernel - before.to_kernel,
+        kernel.len() as u64,
+        "{what}: frames handed to the kernel and the to_kernel counter disagree"
+    );
+    for (port, _) in kernel {
+        assert!(
+            snap.port(*port).is_some_and(|p| p.kni),
+            "{what}: a frame handed to port {port}'s kernel twin, which it does not have"
+        );
+    }
+}
+
 /// Whether a received frame's TCP or UDP checksum is valid (true for anything else: only
 /// TCP/UDP checksums are carried through incrementally).
 pub fn l4_checksum_valid(bytes: &[u8]) -> bool {
@@ -201,7 +229,7 @@ pub fn conn_accounting_consistent(rig: &Rig<Tracked>, what: &str) {
     // Cut connections (`Conn::DEAD`) left their gauges when they were cut.
     let mut expected = [(0u64, 0u64); SLOTS as usize];
     for c in table.iter().filter(|c| !c.is_dead()) {
-        let active = c.proto == 6 && is_active(TcpState::from_u8(c.state));
+        let active = c.proto == IpProto::TCP && is_active(c.state);
         for s in [u32::from(c.svc_slot), c.rs_slot] {
             if let Some(e) = expected.get_mut(s as usize) {
                 if active {
@@ -212,6 +240,22 @@ pub fn conn_accounting_consistent(rig: &Rig<Tracked>, what: &str) {
             }
         }
     }
+    // Each new connection counted once in its service's slot and once in its real server's.
+    let created = w.conns_created.get();
+    let sum = |slots: &mut dyn Iterator<Item = u32>| -> u64 {
+        slots
+            .filter_map(|s| rig.stats.slot(usize::from(ME), s))
+            .map(|k| k.conns.get())
+            .sum()
+    };
+    let services = &rig.snap.services;
+    let by_service = sum(&mut services.iter().map(|s| s.slot));
+    let by_rs = sum(&mut services.iter().flat_map(|s| s.rs.iter().map(|r| r.slot)));
+    assert_eq!(
+        (by_service, by_rs),
+        (created, created),
+        "{what}: connections counted by service and by real server, and created"
+    );
     for (s, &(active, inactive)) in expected.iter().enumerate() {
         let k = rig
             .stats
@@ -227,6 +271,118 @@ pub fn conn_accounting_consistent(rig: &Rig<Tracked>, what: &str) {
             (active, inactive),
             "{what}: slot {s}'s (ActiveConn, InActConn) gauges disagree with the table"
         );
+    }
+}
+
+/// The live (not cut) connections of each real server, by counter slot.
+pub type RsCounts = HashMap<u32, u64>;
+
+pub fn rs_counts(rig: &Rig<Tracked>) -> RsCounts {
+    let mut m = RsCounts::new();
+    for c in rig.worker.conns().iter().filter(|c| !c.is_dead()) {
+        *m.entry(c.rs_slot).or_default() += 1;
+    }
+    m
+}
+
+/// No step takes a real server past its upper limit: its connections (active and inactive,
+/// as IPVS counts them) after a step are at most its limit, or at most what they were before
+/// (a limit lowered below what a server holds stops new connections, and cuts no old one).
+/// One worker's view of the load is exact for its own connections, so this holds without the
+/// slack that other workers' connections would allow. Persistent services are left out: a
+/// client's template keeps its real server over the limit, as IPVS's do.
+pub fn limits_hold(rig: &Rig<Tracked>, before: &RsCounts, what: &str) {
+    let now = rs_counts(rig);
+    let limited = rig
+        .snap
+        .services
+        .iter()
+        .filter(|s| s.persistence.is_none())
+        .flat_map(|s| s.rs.iter().filter(|r| r.upper > 0));
+    for r in limited {
+        let n = now.get(&r.slot).copied().unwrap_or(0);
+        let was = before.get(&r.slot).copied().unwrap_or(0);
+        assert!(
+            n <= u64::from(r.upper).max(was),
+            "{what}: real server {} (slot {}) holds {n} connections, over its limit {} \
+             (it held {was} before)",
+            r.addr,
+            r.slot,
+            r.upper
+        );
+    }
+}
+
+/// Every live persistence template names a real server of its own service (the harness
+/// deletes none, so a template naming any other slot was recorded wrong).
+pub fn templates_point_to_their_services(rig: &Rig<Tracked>, what: &str) {
+    for (key, rs, _) in rig.snap.templates.live(rig.now) {
+        let svc = rig
+            .snap
+            .service_by_slot(u32::from(key.svc_slot))
+            .unwrap_or_else(|| panic!("{what}: a template of no service: {key:?}"));
+        assert!(
+            svc.rs_by_slot.contains_key(&u32::from(rs)),
+            "{what}: the template {key:?} names real server slot {rs}, not one of {}'s",
+            svc.key
+        );
+    }
+}
+
+/// The clients a step may open connections for, and the real server each must get: the live
+/// persistence templates before the step, by (service slot, masked client).
+pub type Persisted = Vec<(TemplateKey, u16)>;
+
+pub fn persisted(rig: &Rig<Tracked>) -> Persisted {
+    rig.snap
+        .templates
+        .live(rig.now)
+        .map(|(k, rs, _)| (k, rs))
+        .collect()
+}
+
+/// The inbound tuples of the connections in the table.
+pub fn tuples(rig: &Rig<Tracked>) -> HashSet<Tuple> {
+    rig.worker
+        .conns()
+        .iter()
+        .map(|c| c.tuple(Dir::Inbound))
+        .collect()
+}
+
+/// A client with a live template keeps its real server: every connection a step opened for a
+/// persistent service goes to the real server of the template its client had before the
+/// step, while that is still one of the service's (drained or over its limit included).
+pub fn persistence_holds(rig: &Rig<Tracked>, held: &Persisted, old: &HashSet<Tuple>, what: &str) {
+    if held.is_empty() {
+        return;
+    }
+    for c in rig.worker.conns().iter() {
+        if c.is_dead() || old.contains(&c.tuple(Dir::Inbound)) {
+            continue;
+        }
+        let Some(svc) = rig.snap.service_by_slot(u32::from(c.svc_slot)) else {
+            continue;
+        };
+        let Some(p) = svc.persistence else { continue };
+        let key = TemplateKey {
+            svc_slot: c.svc_slot,
+            client: c.cip & p.mask,
+        };
+        let Some(&(_, rs)) = held.iter().find(|(k, _)| *k == key) else {
+            continue;
+        };
+        if svc.rs_by_slot.contains_key(&u32::from(rs)) {
+            assert_eq!(
+                c.rs_slot,
+                u32::from(rs),
+                "{what}: a new connection of {} from {} went to real server slot {}, its \
+                 client's template names {rs}",
+                svc.key,
+                std::net::Ipv4Addr::from_bits(c.cip),
+                c.rs_slot
+            );
+        }
     }
 }
 
@@ -249,4 +405,14 @@ pub fn drained(rig: &Rig<Tracked>) {
         "connections left after every timeout passed"
     );
     conn_accounting_consistent(rig, "drained");
+}
+
+/// Once the longest persistence timeout has passed after the last connection ended, no
+/// template is live.
+pub fn templates_expired(rig: &Rig<Tracked>) {
+    let live: Vec<_> = rig.snap.templates.live(rig.now).collect();
+    assert!(
+        live.is_empty(),
+        "templates live after every connection ended and every timeout passed: {live:?}"
+    );
 }

@@ -1,6 +1,7 @@
 //! The `pipeline` target's seed inputs: the life of a connection in every mode and protocol,
-//! ARP resolution of a parked real server, ping, bursts, flushes, a tunnel MTU overflow, a full
-//! table, garbage. `examples/seeds.rs` writes them to `corpus/pipeline/`.
+//! ARP resolution of a parked real server, ping, bursts, cuts, a tunnel MTU overflow, a full
+//! table, garbage; each scheduler family with its limits and persistence, edits of real
+//! servers and services under traffic, the kernel twin. `examples/seeds.rs` writes them to `corpus/pipeline/`.
 
 use dpvs_core::packet::tcp::{ACK, FIN, PSH, RST, SYN};
 
@@ -183,21 +184,22 @@ pub fn seeds() -> Vec<(String, Input)> {
             },
         ]),
     ));
-    // Connections cut by a flush: the next segment resets both ends; then a service flush.
+    // Connections cut (as a deletion does): the next segment resets both ends; then a
+    // service's.
     out.push((
-        "flush".into(),
+        "cut".into(),
         Input(vec![
             f(syn(0, 1)),
             f(conn(true, SYN | ACK, 0)),
             f(conn(false, ACK, 0)),
             f(udp(0, 2)),
-            Step::Flush {
+            Step::Cut {
                 service: false,
                 index: 0,
             },
             f(conn(false, ACK | PSH, 4)),
             f(syn(1, 3)),
-            Step::Flush {
+            Step::Cut {
                 service: true,
                 index: 1,
             },
@@ -334,5 +336,148 @@ pub fn seeds() -> Vec<(String, Input)> {
             }),
         ]),
     ));
+    // Weighted least-connection with limits: RS1 (weight 2) takes 3 and RS2 2; the rest
+    // goes to the unresolved RS3 and waits for ARP. Closed and expired, they make room again
+    // below the lower limits.
+    let mut wlc: Vec<Step> = (0..8u8).map(|k| f(syn(8, k))).collect();
+    wlc.extend([
+        f(conn(true, SYN | ACK, 0)),
+        f(conn(false, ACK, 0)),
+        f(conn(false, RST, 0)),
+        Advance(11_000),
+        Housekeeping,
+    ]);
+    wlc.extend((8..12u8).map(|k| f(syn(8, k))));
+    out.push(("sched_wlc_limits".into(), Input(wlc)));
+    // Maglev over address and port, from two clients: RS1 full at 2, the others take over.
+    let mh = (0..6u8)
+        .map(|k| {
+            f(t(Template::ClientTcp {
+                svc: 9,
+                client: k % 2,
+                cport: k,
+                flags: SYN,
+                ip: IpBits::default(),
+                payload: 0,
+            }))
+        })
+        .chain([f(conn(true, SYN | ACK, 0)), f(conn(false, ACK, 0))])
+        .collect();
+    out.push(("sched_mh".into(), Input(mh)));
+    // Persistent source hashing: a client's (a /24's) connections keep one real server, over
+    // its limit too; the template outlives the connections by 20 s, then a new one is made.
+    let client = |client, cport, svc| {
+        f(t(Template::ClientTcp {
+            svc,
+            client,
+            cport,
+            flags: SYN,
+            ip: IpBits::default(),
+            payload: 0,
+        }))
+    };
+    out.push((
+        "sched_sh_persistent".into(),
+        Input(vec![
+            client(2, 1, 10),
+            client(2, 2, 10),
+            client(2, 3, 10),
+            client(3, 1, 10),
+            f(conn(true, SYN | ACK, 0)),
+            f(conn(false, FIN | ACK, 0)),
+            Advance(12_000),
+            Housekeeping,
+            client(2, 4, 10),
+            Advance(25_000),
+            Housekeeping,
+            client(2, 5, 10),
+            client(0, 1, 10),
+        ]),
+    ));
+    // Fail-over through DR: RS2 (the heaviest) until its limit of 1, then RS1.
+    out.push((
+        "sched_fo".into(),
+        Input(vec![
+            f(syn(11, 1)),
+            f(syn(11, 2)),
+            f(conn(false, ACK, 0)),
+            f(conn(false, RST, 0)),
+            Advance(100),
+            Housekeeping,
+            f(syn(11, 3)),
+        ]),
+    ));
+    // UDP: a persistent consistent-hash ring (FullNAT), least-connection through the tunnel.
+    out.push((
+        "udp_sched".into(),
+        Input(vec![
+            f(udp(5, 1)),
+            f(udp(5, 2)),
+            f(conn(true, 0, 3)),
+            f(udp(6, 1)),
+            f(udp(6, 2)),
+            f(udp(6, 3)),
+            Advance(6_000),
+            Housekeeping,
+            f(udp(5, 3)),
+            f(udp(6, 4)),
+        ]),
+    ));
+    // Edits under traffic: tcp:80 through every scheduler (persistent for some), RS1's weight
+    // and limits changed, each followed by a new connection.
+    let mut edits = vec![f(syn(0, 0))];
+    for k in 0..8u8 {
+        edits.push(Step::Edit {
+            target: 128,
+            a: k,
+            b: if k % 2 == 0 { 0x13 } else { 0x3 },
+        });
+        edits.push(f(syn(0, k + 1)));
+    }
+    edits.extend([
+        Step::Edit {
+            target: 0,
+            a: 2,
+            b: 1,
+        },
+        f(syn(0, 20)),
+        f(syn(0, 21)),
+        Step::Edit {
+            target: 0,
+            a: 0,
+            b: 0,
+        },
+        f(syn(0, 22)),
+    ]);
+    out.push(("edits".into(), Input(edits)));
+    // The kernel twin of the client side: IPv6, a segment to an address not ours, an ARP
+    // request (answered, and copied to the kernel); then again with its ring full.
+    let ipv6 = {
+        let mut b = vec![
+            0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0x01, 0x02, 0x86, 0xdd,
+        ];
+        b.extend([0x60, 0, 0, 0, 0, 0, 59, 64]);
+        b.extend([0; 32]);
+        b
+    };
+    let to_kernel = || {
+        [
+            f(Frame::Raw {
+                port: 0,
+                bytes: ipv6.clone(),
+            }),
+            f(t(Template::Echo {
+                client: 0,
+                dst: 5,
+                payload: 4,
+            })),
+            f(arp(0, 0, 0, 0)),
+        ]
+    };
+    let mut kernel: Vec<Step> = to_kernel().into();
+    kernel.push(Step::KernelFull(true));
+    kernel.extend(to_kernel());
+    kernel.push(Step::KernelFull(false));
+    out.push(("kernel".into(), Input(kernel)));
     out
 }
