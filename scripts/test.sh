@@ -41,7 +41,7 @@ if [ "$unit" = 1 ]; then
     else
         cargo test --workspace || status=1
     fi
-    echo "== fuzz targets, 20 s each (scripts/fuzz.sh --short)"
+    echo "== fuzz targets: a quick build, 20 s each, two at a time (scripts/fuzz.sh --short)"
     scripts/fuzz.sh --short || status=1
 fi
 
