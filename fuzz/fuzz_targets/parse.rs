@@ -1,5 +1,7 @@
 //! The packet parser on arbitrary bytes: `parse` and the straight-line `common` never panic,
-//! agree with each other, and what they accept the in-place rewrites turn into valid frames.
+//! agree with each other, and what they accept the in-place rewrites turn into valid frames;
+//! the quote of an ICMP error reads inside the frame, and its translation for the other end of
+//! a NAT connection leaves a valid error quoting the new endpoints.
 #![no_main]
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -8,6 +10,7 @@ use dpvs_core::drop::DropReason;
 use dpvs_core::packet::arp::reply_in_place;
 use dpvs_core::packet::checksum::{ipv4_header_valid, ipv4_l4_valid, plain_valid};
 use dpvs_core::packet::icmp::echo_reply_in_place;
+use dpvs_core::packet::icmp_error::{self, Quoted};
 use dpvs_core::packet::ipv4::IpProto;
 use dpvs_core::packet::nat::{rewrite_common, rewrite_ipv4};
 use dpvs_core::packet::parse::{COMMON_HEAD, Common, common};
@@ -24,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(p) = &parsed {
         offsets_lie_within_the_frame(data, p);
         in_place_rewrites_keep_frames_valid(data, p);
+        icmp_errors_translate(data, p);
     }
     straight_line_agrees_with_the_general_parse(data);
     a_vlan_tag_changes_only_offsets(data, parsed);
@@ -191,4 +195,57 @@ fn in_place_rewrites_keep_frames_valid(data: &[u8], p: &Packet) {
         rewrite_common(head, c.proto, ends(src), ends(dst));
         assert_eq!(h, g, "the fast path's rewrite differs from the general one");
     }
+}
+
+/// An ICMP error's quote ([`icmp_error::quoted`]) lies inside the error; rewritten for new
+/// endpoints ([`icmp_error::rewrite_quoted`], as a relay does), it reads back as those
+/// endpoints and nothing else, with a valid ICMP checksum and quoted IPv4 header checksum, and,
+/// when the whole quoted packet is there with a valid TCP/UDP checksum, that one stays valid
+/// too; no byte outside the ICMP message changes.
+fn icmp_errors_translate(data: &[u8], p: &Packet) {
+    let Some(ip) = p.ipv4() else { return };
+    if !icmp_error::is_error(ip) {
+        return;
+    }
+    let Ok(q) = icmp_error::quoted(data, ip) else {
+        return;
+    };
+    assert!(
+        ip.l4_off + 8 == q.l3_off
+            && q.l3_off + 20 <= q.l4_off
+            && q.l4_off + 8 <= q.end
+            && q.end <= ip.end(),
+        "a quote out of its error: {q:?} in {ip:?}"
+    );
+    let total = usize::from(u16::from_be_bytes([data[q.l3_off + 2], data[q.l3_off + 3]]));
+    let whole = q.end == q.l3_off + total;
+    let l4_valid = |b: &[u8], src: SocketAddrV4, dst: SocketAddrV4| {
+        ipv4_l4_valid(*src.ip(), *dst.ip(), q.proto, &b[q.l4_off..q.end])
+    };
+    let was_valid = whole && l4_valid(data, q.src, q.dst);
+    let src = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 2), 40001);
+    let dst = SocketAddrV4::new(Ipv4Addr::new(10, 0, 0, 100), 80);
+    let mut g = data.to_vec();
+    icmp_error::rewrite_quoted(&mut g, ip, &q, src, dst)
+        .unwrap_or_else(|e| panic!("a quote that reads but cannot be rewritten: {e:?}"));
+    let back = icmp_error::quoted(&g, ip).expect("a rewritten quote that does not read");
+    assert_eq!(back, Quoted { src, dst, ..q }, "the rewritten quote");
+    assert!(
+        icmp_error::checksum_valid(&g, ip),
+        "a rewritten error with a bad ICMP checksum"
+    );
+    assert!(
+        ipv4_header_valid(&g[q.l3_off..q.l4_off]),
+        "a rewritten quote with a bad IPv4 header checksum"
+    );
+    if was_valid {
+        assert!(
+            l4_valid(&g, src, dst),
+            "the rewrite broke the whole quoted packet's valid TCP/UDP checksum"
+        );
+    }
+    assert!(
+        g[..ip.l4_off] == data[..ip.l4_off] && g[ip.end()..] == data[ip.end()..],
+        "the rewrite changed bytes outside the ICMP message"
+    );
 }

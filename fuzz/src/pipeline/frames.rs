@@ -6,8 +6,9 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use dpvs_core::engine::conn::{Conn, ConnTable};
 use dpvs_core::packet::checksum::{fill_ipv4_header_checksum, fill_ipv4_l4_checksum};
 use dpvs_core::packet::ipv4::IpProto;
-use dpvs_core::packet::tcp::SYN;
+use dpvs_core::packet::tcp::{ACK, PSH, SYN};
 use dpvs_core::packet::{L3, MacAddr, parse};
+use dpvs_testkit::frames::{IcmpError, Spec, icmp_error_frame};
 use dpvs_testkit::lab::{
     ADDR0, ADDR1, CLIENT, LADDR, MAC0, MAC1, RPORT_TCP, RPORT_UDP, RS1, VIP, mac_of,
 };
@@ -165,7 +166,74 @@ fn template(t: &Template, conns: &ConnTable) -> (u16, Vec<u8>) {
             let body: Vec<u8> = (0..n).collect();
             (0, icmp_echo(src, pick(&TARGETS, dst), 7, 1, &body))
         }
+        Template::IcmpError {
+            conn,
+            client_side,
+            router,
+            kind,
+            quote,
+        } => match conns.iter().nth(usize::from(conn) % conns.len().max(1)) {
+            Some(c) => icmp_error(c, client_side, router, kind, quote),
+            // No connection: an error about the client's first packet to the lab's service.
+            None => {
+                let c = Conn {
+                    cip: CLIENT.to_bits(),
+                    vip: VIP.to_bits(),
+                    cport: 40000,
+                    vport: 80,
+                    proto: IpProto::TCP,
+                    ..Conn::default()
+                };
+                icmp_error(&c, true, router, kind, quote)
+            }
+        },
     }
+}
+
+/// An ICMP error about a packet of connection `c` as the balancer sent it (see
+/// [`Template::IcmpError`]).
+fn icmp_error(c: &Conn, client_side: bool, router: bool, kind: u8, quote: u8) -> (u16, Vec<u8>) {
+    let sock = |ip: u32, port| SocketAddrV4::new(Ipv4Addr::from_bits(ip), port);
+    // The offending packet, the error's sender, the port it arrives on and our MAC there.
+    let (port, ours, reporter, src, dst) = if client_side {
+        let client = Ipv4Addr::from_bits(c.cip);
+        let reporter = if router { GW } else { client };
+        (
+            0,
+            MAC0,
+            reporter,
+            sock(c.vip, c.vport),
+            sock(c.cip, c.cport),
+        )
+    } else {
+        let rs = Ipv4Addr::from_bits(c.rip);
+        let reporter = if router { RS_GW } else { rs };
+        (
+            1,
+            MAC1,
+            reporter,
+            sock(c.lip, c.lport),
+            sock(c.rip, c.rport),
+        )
+    };
+    let macs = (MacAddr::ZERO, MacAddr::ZERO);
+    let offending = if c.proto == IpProto::UDP {
+        udp_frame(macs, src, dst, &payload(8))
+    } else {
+        tcp_frame(macs, src, dst, ACK | PSH, (3000, 4000), &payload(8))
+    };
+    let quoted = &offending[14..(14 + 28 + usize::from(quote % 40)).min(offending.len())];
+    let e = match kind % 3 {
+        0 => IcmpError::unreachable(kind / 3 % 16),
+        1 => IcmpError::frag_needed(576 + u16::from(kind) * 4),
+        _ => IcmpError::ttl_exceeded(),
+    };
+    let spec = Spec::between(
+        (mac(reporter).0, ours.0),
+        SocketAddrV4::new(reporter, 0),
+        SocketAddrV4::new(*src.ip(), 0),
+    );
+    (port, icmp_error_frame(&spec, e, quoted))
 }
 
 /// A packet of connection `c`: the client's (`reply: false`) to the VIP, or the real server's

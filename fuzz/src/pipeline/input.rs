@@ -101,6 +101,20 @@ pub enum Template {
     },
     /// An ICMP echo request from a client to one of the lab's addresses.
     Echo { client: u8, dst: u8, payload: u8 },
+    /// An ICMP error about a packet of the worker's `conn`-th connection as the balancer sent
+    /// it: from the real servers' side (`client_side: false`) about a packet to the real
+    /// server, or from the clients' side about a reply to the client; sent by the end itself
+    /// or by the router on its way (`router`). `kind % 3`: destination unreachable with code
+    /// `kind / 3 % 16`, "fragmentation needed" announcing an MTU of `576 + kind * 4`, time
+    /// exceeded. The quote is the packet's first `28 + quote % 40` bytes (IP header, 8 bytes
+    /// of TCP/UDP header, then more).
+    IcmpError {
+        conn: u8,
+        client_side: bool,
+        router: bool,
+        kind: u8,
+        quote: u8,
+    },
 }
 
 /// Variations of the IP header of a template: bit 0 DF, bit 1 TTL 1, bit 2 an 802.1Q tag,
@@ -251,7 +265,7 @@ impl Step {
     }
 }
 
-// Frame kinds (the first byte of a frame, modulo 8).
+// Frame kinds (the first byte of a frame, modulo KINDS).
 const K_RAW: u8 = 0;
 const K_CLIENT_TCP: u8 = 1;
 const K_CLIENT_UDP: u8 = 2;
@@ -260,10 +274,12 @@ const K_CONN2: u8 = 4;
 const K_RS_STRAY: u8 = 5;
 const K_ARP: u8 = 6;
 const K_ECHO: u8 = 7;
+const K_ICMP_ERROR: u8 = 8;
+const KINDS: u8 = 9;
 
 impl Frame {
     fn decode(r: &mut Reader<'_>) -> Frame {
-        let t = match r.u8() % 8 {
+        let t = match r.u8() % KINDS {
             K_RAW => {
                 let port = r.u8();
                 let len = usize::from(r.u16() % 1600);
@@ -314,11 +330,21 @@ impl Frame {
                 sender: r.u8(),
                 target: r.u8(),
             },
-            _ => Template::Echo {
+            K_ECHO => Template::Echo {
                 client: r.u8(),
                 dst: r.u8(),
                 payload: r.u8(),
             },
+            _ => {
+                let (conn, b) = (r.u8(), r.u8());
+                Template::IcmpError {
+                    conn,
+                    client_side: b & 1 != 0,
+                    router: b & 2 != 0,
+                    kind: r.u8(),
+                    quote: r.u8(),
+                }
+            }
         };
         Frame::Template {
             t,
@@ -380,6 +406,19 @@ impl Frame {
                 dst,
                 payload,
             } => out.extend([K_ECHO, client, dst, payload]),
+            Template::IcmpError {
+                conn,
+                client_side,
+                router,
+                kind,
+                quote,
+            } => out.extend([
+                K_ICMP_ERROR,
+                conn,
+                u8::from(client_side) | u8::from(router) << 1,
+                kind,
+                quote,
+            ]),
         }
         m.encode(out);
     }
@@ -490,6 +529,16 @@ mod tests {
                     client: 0,
                     dst: 1,
                     payload: 8,
+                },
+                m: plain.clone(),
+            }),
+            Step::Frame(Frame::Template {
+                t: Template::IcmpError {
+                    conn: 2,
+                    client_side: true,
+                    router: false,
+                    kind: 4,
+                    quote: 30,
                 },
                 m: plain,
             }),

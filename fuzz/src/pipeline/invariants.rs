@@ -12,7 +12,7 @@ use dpvs_core::engine::snapshot::Snapshot;
 use dpvs_core::engine::tcp_state::is_active;
 use dpvs_core::packet::checksum::{ipv4_l4_valid, plain_valid};
 use dpvs_core::packet::ipv4::IpProto;
-use dpvs_core::packet::{Frame, L3, L4, Packet, parse};
+use dpvs_core::packet::{Frame, L3, L4, Packet, icmp_error, parse};
 use dpvs_testkit::lab::SLOTS;
 use dpvs_testkit::rig::{ARP_REQUEST, Counted, ME, MakeFrame, Rig};
 
@@ -132,7 +132,8 @@ pub fn every_frame_sent_parked_or_counted(
 // ---------------------------------------------------------------------------------------------
 
 /// Every frame the worker sends goes out on a port it has, from that port's MAC, and parses;
-/// ICMP it sends carries a valid checksum; and when every frame it was given had valid TCP/UDP
+/// ICMP it sends carries a valid checksum, and an ICMP error (its own or one it relays) goes
+/// to the source of the packet it quotes, in a quote that reads; and when every frame it was given had valid TCP/UDP
 /// checksums (`inputs_valid`), so does every TCP/UDP frame it sends (the incremental checksum
 /// updates of the NAT rewrites are exact; a frame received with a bad checksum legitimately
 /// leaves with one).
@@ -157,6 +158,17 @@ pub fn emitted_frames_are_well_formed(
         });
         let L3::Ipv4(ip) = p.l3 else { continue };
         let segment = &data[ip.l4_off..ip.end()];
+        if icmp_error::is_error(&ip) {
+            let q = icmp_error::quoted(data, &ip).unwrap_or_else(|e| {
+                panic!("{what}: an ICMP error sent whose quote does not read ({e:?}): {data:02x?}")
+            });
+            assert_eq!(
+                *q.src.ip(),
+                ip.dst,
+                "{what}: an ICMP error sent to another than the quoted packet's source: \
+                 {data:02x?}"
+            );
+        }
         match ip.l4 {
             L4::Icmp { .. } => assert!(
                 plain_valid(segment),

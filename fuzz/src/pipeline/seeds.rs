@@ -1,7 +1,7 @@
 //! The `pipeline` target's seed inputs: the life of a connection in every mode and protocol,
 //! ARP resolution of a parked real server, ping, bursts, cuts, a tunnel MTU overflow, a full
 //! table, garbage; each scheduler family with its limits and persistence, edits of real
-//! servers and services under traffic, the kernel twin. `examples/seeds.rs` writes them to `corpus/pipeline/`.
+//! servers and services under traffic, the kernel twin, ICMP errors about connections. `examples/seeds.rs` writes them to `corpus/pipeline/`.
 
 use dpvs_core::packet::tcp::{ACK, FIN, PSH, RST, SYN};
 
@@ -479,5 +479,66 @@ pub fn seeds() -> Vec<(String, Input)> {
     kernel.extend(to_kernel());
     kernel.push(Step::KernelFull(false));
     out.push(("kernel".into(), Input(kernel)));
+    // ICMP errors about a connection in every mode, TCP and UDP, from both sides: from the
+    // real server and a router on its side, from the client and a router on its; one with a
+    // bad checksum, one about no connection.
+    let icmp = |client_side, router, kind, quote| {
+        t(Template::IcmpError {
+            conn: 0,
+            client_side,
+            router,
+            kind,
+            quote,
+        })
+    };
+    for (i, name) in ["fnat", "nat", "dr", "tun"].iter().enumerate() {
+        let i = i as u8;
+        let mut steps = vec![f(syn(i, 30 + i)), f(conn(true, SYN | ACK, 0))];
+        steps.extend([
+            f(icmp(false, false, 3, 0)),
+            f(icmp(false, true, 1, 12)),
+            f(icmp(true, false, 9, 39)),
+            f(icmp(true, true, 2, 4)),
+            f(udp(i, 30 + i)),
+            f(icmp(false, false, 4, 0)),
+            f(icmp(true, true, 5, 8)),
+        ]);
+        out.push((format!("icmp_error_{name}"), Input(steps)));
+    }
+    out.push((
+        "icmp_error_strays".into(),
+        Input(vec![
+            f(icmp(true, false, 3, 0)),
+            f(syn(0, 40)),
+            f(Frame::Template {
+                t: Template::IcmpError {
+                    conn: 0,
+                    client_side: false,
+                    router: false,
+                    kind: 1,
+                    quote: 0,
+                },
+                m: Mutation {
+                    flips: vec![(40, 0x10)],
+                    truncate: None,
+                    fix: false,
+                },
+            }),
+            f(Frame::Template {
+                t: Template::IcmpError {
+                    conn: 0,
+                    client_side: false,
+                    router: true,
+                    kind: 1,
+                    quote: 0,
+                },
+                m: Mutation {
+                    flips: vec![],
+                    truncate: Some(10),
+                    fix: false,
+                },
+            }),
+        ]),
+    ));
     out
 }
